@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Make sure the real services the tests run are installed: Redis, Dovecot, Chromium.
+set -euo pipefail
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+{ command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ]; } || missing+=(dovecot-imapd)
+{ command -v doveadm >/dev/null || [ -x /usr/bin/doveadm ]; } || missing+=(dovecot-imapd)
+command -v chromium >/dev/null || missing+=(chromium)
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+# shellcheck disable=SC2207
+missing=($(printf '%s\n' "${missing[@]}" | sort -u))
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing test services: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+    echo "The tests need these Debian packages: ${missing[*]}" >&2
+    echo "Install them with: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+fi

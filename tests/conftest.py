@@ -1,0 +1,161 @@
+"""Fixtures: the app on a fresh database per test, real Redis, Dovecot and Chromium."""
+
+import contextvars
+import re
+import threading
+
+import pytest
+from cryptography.fernet import Fernet
+from flask.testing import FlaskClient
+from redis import Redis
+from werkzeug.serving import make_server
+
+from tests.factories import Factory
+from tests.services.redis_server import RedisServer
+from tracker import create_app
+from tracker.extensions import db
+
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+PASSWORD = "correct horse battery"
+
+
+class Client(FlaskClient):
+    """A test client that sends the page's CSRF token with every state-changing request."""
+
+    csrf_token = None
+
+    def open(self, *args, **kwargs):
+        method = (kwargs.get("method") or "GET").upper()
+        if self.csrf_token and method not in ("GET", "HEAD", "OPTIONS"):
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers.setdefault("X-CSRFToken", self.csrf_token)
+            kwargs["headers"] = headers
+        # Run the request in an empty contextvars context: it then gets its own app
+        # context (and `g`), as in production, even while the test body holds one.
+        response = contextvars.Context().run(super().open, *args, **kwargs)
+        if response.mimetype == "text/html":
+            found = CSRF_META.search(response.get_data(as_text=True))
+            if found:
+                self.csrf_token = found.group(1)
+        return response
+
+    def login(self, user, password=PASSWORD):
+        """Sign in through the real login form."""
+        self.get("/login")
+        response = self.post("/login", data={"email": user.email, "password": password})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        self.get("/")
+        return response
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fernet_keys():
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def app_config(tmp_path, redis_server, fernet_keys):
+    """The settings of the test app; a test may change them before using `app`."""
+    return {
+        "TESTING": True,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'test.sqlite3'}",
+        "REDIS_URL": redis_server.url,
+        "SECRET_KEY": "test-secret-key-of-sufficient-length",
+        "FERNET_KEYS": fernet_keys,
+    }
+
+
+@pytest.fixture
+def app(app_config):
+    app = create_app(app_config)
+    app.test_client_class = Client
+    redis = Redis.from_url(app.config["REDIS_URL"])
+    redis.flushdb()
+    redis.close()
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def ctx(app):
+    """An app context for the test body (database queries, config)."""
+    with app.app_context():
+        yield
+
+
+@pytest.fixture
+def factory(ctx):
+    return Factory(password=PASSWORD)
+
+
+@pytest.fixture
+def user(factory):
+    return factory.user()
+
+
+@pytest.fixture
+def logged_in(client, user):
+    """A client signed in as `user` (of its own account)."""
+    client.login(user)
+    return client
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served over real HTTP on a free loopback port, in a thread."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_port}"
+    yield server
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from tests.services.browser import launch_chromium
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context and page; page errors fail the test."""
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(exc))
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+    assert not errors, errors

@@ -1,0 +1,56 @@
+"""Email tracking: attribute incoming email to the source and visit that produced it."""
+
+import os
+from pathlib import Path
+
+from dotenv import load_dotenv
+from flask import Flask
+
+from tracker import config as cfg
+
+
+def create_app(test_config=None):
+    """Build the Flask app: defaults in code, then the environment, then test_config."""
+    test_config = dict(test_config or {})
+    instance_path = test_config.pop("INSTANCE_PATH", None) or os.environ.get("INSTANCE_PATH")
+    if test_config.get("TESTING") is None:
+        # A developer's .env fills what the environment leaves unset; tests ignore it.
+        load_dotenv(Path.cwd() / ".env", override=False)
+    app = Flask(
+        __name__,
+        instance_path=os.path.abspath(instance_path) if instance_path else None,
+        instance_relative_config=True,
+    )
+
+    settings = cfg.defaults(app.instance_path)
+    if not test_config.get("TESTING"):
+        settings.update(cfg.from_environment())
+    settings.update(test_config)
+    try:
+        app.config.update(cfg.finalize(settings, app.instance_path))
+    except cfg.ConfigError as exc:
+        # One line naming the variable, not a traceback.
+        raise SystemExit(f"Configuration error: {exc}") from None
+
+    if app.config["PROXY_COUNT"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
+
+    from tracker import cli, i18n, security, views
+    from tracker.extensions import csrf, db, htmx, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(
+        app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True
+    )
+    csrf.init_app(app)
+    htmx.init_app(app)
+    limiter.init_app(app)
+    i18n.init_app(app)
+    security.init_app(app)
+    login_manager.init_app(app)
+    views.init_app(app)
+    cli.init_app(app)
+    return app

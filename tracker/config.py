@@ -1,0 +1,156 @@
+"""Configuration: defaults in code, overrides from the environment and `.env`."""
+
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+
+class ConfigError(Exception):
+    """A configuration value that cannot be used; the message names the variable."""
+
+
+def _bool(value):
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+# Variables read from the environment, with their parser.
+ENV_VARS = {
+    "DATABASE_URL": str,
+    "REDIS_URL": str,
+    "SECRET_KEY": str,
+    "FERNET_KEYS": str,
+    "BASE_URL": str,
+    "SESSION_COOKIE_SECURE": _bool,
+    "LOGIN_ATTEMPTS_PER_EMAIL": str,
+    "LOGIN_ATTEMPTS_PER_IP": str,
+    "RQ_QUEUE": str,
+    "PROXY_COUNT": int,
+}
+
+
+def _secret_file(instance_path, name, make):
+    """Return the secret stored in instance/NAME, creating it once if missing."""
+    path = Path(instance_path) / name
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
+    # Created with owner-only permissions: these are secrets.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def defaults(instance_path):
+    """Settings that apply when nothing overrides them."""
+    return {
+        "DATABASE_URL": "sqlite:///" + str(Path(instance_path) / "tracker.sqlite3"),
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "BASE_URL": "",
+        "RQ_QUEUE": "default",
+        "LOGIN_ATTEMPTS_PER_EMAIL": "5 per 15 minutes",
+        "LOGIN_ATTEMPTS_PER_IP": "20 per 15 minutes",
+        "SESSION_COOKIE_SECURE": False,
+        "PAGE_SIZE": 20,
+        "PROXY_COUNT": 0,
+        "LANGUAGES": ["en", "ru"],
+    }
+
+
+def from_environment():
+    """The subset of ENV_VARS present in the environment, parsed."""
+    found = {}
+    for name, parse in ENV_VARS.items():
+        if name in os.environ:
+            try:
+                found[name] = parse(os.environ[name])
+            except ValueError:
+                raise ConfigError(f"{name} has an unusable value: {os.environ[name]!r}.") from None
+    return found
+
+
+def finalize(config, instance_path):
+    """Fill generated secrets, validate every value and derive dependent settings.
+
+    Raises ConfigError with a one-line message naming the variable at fault.
+    """
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = _secret_file(
+            instance_path, "secret_key", lambda: secrets.token_urlsafe(48)
+        )
+    if len(config["SECRET_KEY"]) < 16:
+        raise ConfigError("SECRET_KEY is too short: use at least 16 characters.")
+
+    if not config.get("FERNET_KEYS"):
+        config["FERNET_KEYS"] = _secret_file(
+            instance_path, "fernet_keys", lambda: Fernet.generate_key().decode()
+        )
+    keys = [k.strip() for k in str(config["FERNET_KEYS"]).split(",") if k.strip()]
+    try:
+        if not keys:
+            raise ValueError
+        for key in keys:
+            Fernet(key)
+    except ValueError:
+        raise ConfigError(
+            "FERNET_KEYS is not a comma-separated list of Fernet keys "
+            "(32 url-safe base64-encoded bytes each)."
+        ) from None
+    config["FERNET_KEYS"] = keys
+
+    try:
+        url = make_url(config["DATABASE_URL"])
+    except ArgumentError:
+        raise ConfigError(
+            f"DATABASE_URL is not a database URL: {config['DATABASE_URL']!r}."
+        ) from None
+    if url.get_backend_name() not in {"sqlite", "postgresql"}:
+        raise ConfigError("DATABASE_URL must be a sqlite:// or postgresql:// URL.")
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
+
+    redis_url = str(config["REDIS_URL"])
+    if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"REDIS_URL is not a redis:// URL: {redis_url!r}.")
+    try:
+        from redis.connection import parse_url
+
+        parse_url(redis_url)
+    except ValueError:
+        raise ConfigError(f"REDIS_URL is not a usable Redis URL: {redis_url!r}.") from None
+
+    base_url = str(config.get("BASE_URL") or "")
+    if base_url and not base_url.startswith(("http://", "https://")):
+        raise ConfigError("BASE_URL must start with http:// or https://.")
+    config["BASE_URL"] = base_url.rstrip("/")
+
+    for name in ("LOGIN_ATTEMPTS_PER_EMAIL", "LOGIN_ATTEMPTS_PER_IP"):
+        from limits import parse_many
+
+        try:
+            parse_many(config[name])
+        except ValueError:
+            raise ConfigError(f"{name} is not a rate such as '5 per 15 minutes'.") from None
+
+    # Flask-Limiter keeps its counters in the same Redis.
+    config.setdefault("RATELIMIT_STORAGE_URI", redis_url)
+    config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
+
+    # Cookies: explicit flags; Secure follows SESSION_COOKIE_SECURE or an https BASE_URL.
+    secure = bool(config.get("SESSION_COOKIE_SECURE")) or base_url.startswith("https://")
+    config.update(
+        SESSION_COOKIE_SECURE=secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=secure,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_DURATION=60 * 60 * 24 * 30,
+    )
+    return config

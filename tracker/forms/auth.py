@@ -1,0 +1,34 @@
+"""Sign-in and personal settings."""
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, PasswordField, SelectField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Email, Length
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(
+        _l("Email"),
+        validators=[
+            DataRequired(_l("Enter your email address.")),
+            Length(max=320),
+            Email(_l("Enter a valid email address."), check_deliverability=False),
+        ],
+    )
+    password = PasswordField(
+        _l("Password"),
+        validators=[DataRequired(_l("Enter your password.")), Length(max=1024)],
+    )
+    remember = BooleanField(_l("Remember me"))
+
+
+class SettingsForm(FlaskForm):
+    locale = SelectField(
+        _l("Language"),
+        choices=[
+            SelectChoice("", _l("As in my browser")),
+            SelectChoice("en", "English"),
+            SelectChoice("ru", "Русский"),
+        ],
+    )

@@ -1,0 +1,20 @@
+"""Language selection: the user's own setting, else the browser's Accept-Language."""
+
+from flask import current_app, request
+from flask_login import current_user
+
+from flask_babel import get_locale
+
+from tracker.extensions import babel
+
+
+def select_locale():
+    languages = current_app.config["LANGUAGES"]
+    if current_user and current_user.is_authenticated and current_user.locale in languages:
+        return current_user.locale
+    return request.accept_languages.best_match(languages) or languages[0]
+
+
+def init_app(app):
+    babel.init_app(app, locale_selector=select_locale)
+    app.jinja_env.globals["get_locale"] = get_locale

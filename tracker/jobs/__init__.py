@@ -1,0 +1,31 @@
+"""RQ jobs: importable functions that take ids and build the app context they need."""
+
+from functools import cache
+
+from flask import current_app, has_app_context
+from redis import Redis
+from rq import Queue
+
+
+@cache
+def _worker_app():
+    """One app per worker process, built on first use (never at import time)."""
+    from tracker import create_app
+
+    return create_app()
+
+
+def app_context():
+    """The app context a job runs in: the caller's if any, else the worker's own."""
+    if has_app_context():
+        return current_app.app_context()
+    return _worker_app().app_context()
+
+
+def redis_connection():
+    return Redis.from_url(current_app.config["REDIS_URL"])
+
+
+def queue():
+    """The RQ queue the app enqueues to."""
+    return Queue(current_app.config["RQ_QUEUE"], connection=redis_connection())

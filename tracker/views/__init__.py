@@ -1,0 +1,59 @@
+"""Blueprints, navigation and error pages."""
+
+from flask import render_template, request
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
+
+from tracker.domains import display_domain
+from tracker.views import auth, main, sites
+
+BLUEPRINTS = [main.bp, auth.bp, sites.bp]
+
+# Admin sections in menu order; a section shows once its blueprint exists.
+SECTIONS = [
+    ("sites.index", _l("Sites")),
+    ("mailboxes.index", _l("Mailboxes")),
+    ("blocks.index", _l("Blocks")),
+    ("rules.index", _l("Rules")),
+    ("reports.index", _l("Reports")),
+]
+
+ERRORS = {
+    400: _l("The request could not be understood."),
+    403: _l("You do not have access to this page."),
+    404: _l("This page does not exist, or it belongs to another account."),
+    405: _l("This action is not allowed here."),
+    413: _l("The request is too large."),
+    429: _l("Too many requests. Please wait a little and try again."),
+    500: _l("Something went wrong on our side. The error has been logged."),
+}
+
+
+def init_app(app):
+    for bp in BLUEPRINTS:
+        app.register_blueprint(bp)
+    app.add_template_filter(display_domain)
+
+    @app.context_processor
+    def navigation():
+        sections = [(ep, label) for ep, label in SECTIONS if ep in app.view_functions]
+        return {"nav_sections": sections}
+
+    for code in ERRORS:
+        app.register_error_handler(code, error_page)
+    app.register_error_handler(CSRFError, csrf_error)
+
+
+def error_page(error):
+    if getattr(error, "response", None) is not None:
+        # A view already chose the answer (e.g. the sign-in form when throttled).
+        return error.response
+    code = getattr(error, "code", 500) or 500
+    return render_template("errors/error.html", code=code, message=ERRORS.get(code)), code
+
+
+def csrf_error(error):
+    message = _l("Your session form token is missing or expired. Reload the page and try again.")
+    if request.headers.get("HX-Request"):
+        return str(message), 400
+    return render_template("errors/error.html", code=400, message=message), 400

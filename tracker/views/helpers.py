@@ -1,0 +1,65 @@
+"""What every resource view shares: fragment rendering, account scoping, redirects."""
+
+from flask import abort, current_app, make_response, redirect, render_template, request
+from flask_login import current_user
+from jinja2_fragments.flask import render_block
+from sqlalchemy import select
+
+from tracker.extensions import db
+
+
+def is_htmx():
+    """True for an htmx request that wants a fragment (not a full page)."""
+    hx = request.htmx
+    return bool(hx) and not hx.boosted and not hx.history_restore_request
+
+
+def render(template, block=None, status=200, **context):
+    """Render the page, or only its named block when htmx asked for a fragment."""
+    if block and is_htmx():
+        body = render_block(template, block, **context)
+    else:
+        body = render_template(template, **context)
+    response = make_response(body, status)
+    response.vary.add("HX-Request")
+    return response
+
+
+def redirect_to(url):
+    """A redirect that htmx follows as a full navigation, and browsers as usual."""
+    if is_htmx():
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+def get_owned(model, object_id):
+    """Load one row of the current user's account by id, or answer 404."""
+    row = db.session.scalar(
+        select(model).where(model.id == object_id, model.account_id == current_user.account_id)
+    )
+    if row is None:
+        abort(404)
+    return row
+
+
+def owned(model):
+    """A select() of the current account's rows of model."""
+    return select(model).where(model.account_id == current_user.account_id)
+
+
+def paginate(query):
+    """Paginate a select() by the ?page= argument (bad values fall back to page 1)."""
+    page = request.args.get("page", 1, type=int)
+    return db.paginate(
+        query,
+        page=max(page, 1),
+        per_page=current_app.config["PAGE_SIZE"],
+        error_out=False,
+    )
+
+
+def search_term():
+    """The ?q= search text, trimmed and bounded."""
+    return request.args.get("q", "", type=str).strip()[:200]
