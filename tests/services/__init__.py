@@ -1,0 +1,1 @@
+"""Real-service helpers for tests (Redis, Dovecot IMAP, Chromium)."""
