@@ -1,6 +1,7 @@
 """Fixtures: the app on a fresh database per test, real Redis, Dovecot and Chromium."""
 
 import contextvars
+import itertools
 import re
 import threading
 
@@ -11,10 +12,12 @@ from redis import Redis
 from werkzeug.serving import make_server
 
 from tests.factories import Factory
+from tests.services.dovecot import DovecotServer
 from tests.services.redis_server import RedisServer
 from tracker import create_app
 from tracker.extensions import db
 
+_imap_users = itertools.count(1)
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 PASSWORD = "correct horse battery"
 
@@ -54,6 +57,24 @@ def redis_server(tmp_path_factory):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot(tmp_path_factory):
+    """A real Dovecot IMAP server on loopback: plain `port`, TLS `tls_port`, `ca_path`."""
+    server = DovecotServer(tmp_path_factory.mktemp("dovecot"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def imap_user(dovecot):
+    """A fresh mail user on the Dovecot server: (login, password)."""
+    n = next(_imap_users)
+    login, password = f"box{n}@mail.example", f"imap-password-{n}"
+    dovecot.add_user(login, password)
+    return login, password
 
 
 @pytest.fixture(scope="session")
