@@ -12,6 +12,7 @@ from redis import Redis
 from werkzeug.serving import make_server
 
 from tests.factories import Factory
+from tests.services.browser import launch_chromium
 from tests.services.dovecot import DovecotServer
 from tests.services.redis_server import RedisServer
 from tracker import create_app
@@ -158,15 +159,20 @@ def live_server(app):
 
 
 @pytest.fixture(scope="session")
-def browser():
+def playwright():
+    """Playwright's driver, once per session (two at a time cannot coexist)."""
     from playwright.sync_api import sync_playwright
 
-    from tests.services.browser import launch_chromium
+    with sync_playwright() as driver:
+        yield driver
 
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
+
+@pytest.fixture(scope="session")
+def browser(playwright):
+    """Debian's Chromium, headless, shared by the session; tests open their own contexts."""
+    chromium = launch_chromium(playwright)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture

@@ -326,27 +326,6 @@ def http_url():
         thread.join(timeout=5)
 
 
-@pytest.fixture(scope="module")
-def playwright():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if shutil.which("chromium") is None:
-        pytest.skip("Debian package 'chromium' is not installed")
-    pw = sync_api.sync_playwright().start()
-    try:
-        yield pw
-    finally:
-        pw.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
-    browser = launch_chromium(playwright)
-    try:
-        yield browser
-    finally:
-        browser.close()
-
-
 def test_chromium_default_args():
     assert "--headless" in DEFAULT_ARGS and "--no-sandbox" in DEFAULT_ARGS
 
