@@ -1,0 +1,159 @@
+"""Header parsing on a corpus of awkward and hostile messages: every one yields a record."""
+
+from datetime import datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tracker.addresses import canonical_address
+from tracker.mailparse import MAX_RECIPIENTS, MAX_SUBJECT, decode_words, parse_headers
+
+
+def h(text):
+    return text.replace("\n", "\r\n").encode("utf-8", "surrogateescape")
+
+
+def test_plain_message():
+    parsed = parse_headers(h(
+        "Message-ID: <abc@mail.example>\nDate: Mon, 31 Jul 2023 15:00:00 +0300\n"
+        "From: Ivan Petrov <Ivan@Mail.Example>\nTo: info@shop.example\nSubject: Hello\n\n"
+    ))
+    assert parsed.message_id == "abc@mail.example"
+    assert parsed.date == datetime(2023, 7, 31, 12, 0)
+    assert (parsed.from_address, parsed.from_name) == ("ivan@mail.example", "Ivan Petrov")
+    assert parsed.recipients == ["info@shop.example"]
+    assert parsed.subject == "Hello"
+    assert parsed.fingerprint == "abc@mail.example"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("=?UTF-8?B?0JfQsNGP0LLQutCwINC90LAg0YHQsNC50YLQtQ==?=", "Заявка на сайте"),
+        ("=?koi8-r?B?8MnT2M3P?=", "Письмо"),
+        ("=?windows-1251?Q?=CF=F0=E8=E2=E5=F2?=", "Привет"),
+        ("=?iso-8859-1?q?caf=E9?=", "café"),
+        ("=?iso-8859-5?b?vw==?=", "П"),
+        ("=?utf-8?q?two?= =?utf-8?q?_words?=", "two words"),
+        ("=?bogus-charset?q?abc?=", "abc"),
+        ("=?utf-8?b?!!!not base64?=", "=?utf-8?b?!!!not base64?="),
+        ("=?utf-8?q?unterminated", "=?utf-8?q?unterminated"),
+        ("plain\r\n folded\r\n\tsubject", "plain folded subject"),
+        ("bell\x07 and nul\x00", "bell and nul"),
+    ],
+)
+def test_decode_words(header, expected):
+    assert decode_words(header) == expected
+
+
+def test_raw_8bit_headers_in_utf8_and_cp1251():
+    utf8 = parse_headers("Subject: Заказ\r\nFrom: Пётр <p@x.example>\r\n\r\n".encode())
+    assert utf8.subject == "Заказ" and utf8.from_name == "Пётр"
+    cp1251 = parse_headers("Subject: Заказ\r\n\r\n".encode("cp1251"))
+    assert cp1251.subject == "Заказ"
+
+
+def test_recipients_from_all_fields_normalised_and_deduplicated():
+    parsed = parse_headers(h(
+        "Delivered-To: Info@Shop.Example\nX-Original-To: info+x7k2@shop.example\n"
+        "To: \"Shop\" <INFO@shop.example>, other@xn--e1afmkfd.xn--p1ai\n"
+        "Cc: =?utf-8?q?=D0=90?= <cc@пример.рф>, broken-address, , <>\n\n"
+    ))
+    assert parsed.recipients == [
+        "info@shop.example", "info+x7k2@shop.example", "other@пример.рф", "cc@пример.рф",
+    ]
+    assert parsed.recipient == "info@shop.example"
+
+
+def test_missing_everything_still_parses():
+    parsed = parse_headers(b"")
+    assert parsed.message_id is None and parsed.date is None and parsed.from_address is None
+    assert parsed.recipients == [] and parsed.subject == ""
+    assert parsed.fingerprint.startswith("sha256:")
+
+
+def test_missing_message_id_gets_a_stable_digest():
+    raw = h("Date: Tue, 1 Aug 2023 10:00:00 +0000\nFrom: a@x.example\nTo: b@y.example\nSubject: Hi\n\n")
+    first, second = parse_headers(raw), parse_headers(raw)
+    assert first.message_id is None
+    assert first.fingerprint == second.fingerprint
+    other = parse_headers(raw.replace(b"Hi", b"Ho"))
+    assert other.fingerprint != first.fingerprint
+
+
+def test_duplicate_and_odd_message_ids():
+    assert parse_headers(h("Message-ID: <one@x>\nMessage-ID: <two@x>\n\n")).message_id == "one@x"
+    assert parse_headers(h("Message-ID: no-brackets@x\n\n")).message_id == "no-brackets@x"
+    assert parse_headers(h("Message-ID:\n\n")).message_id is None
+
+
+@pytest.mark.parametrize(
+    "date",
+    ["", "yesterday", "Mon, 32 Jul 2023 25:61:00 +0000", "Mon, 31 Jul 99999 12:00:00 +0000",
+     "31 Jul 2023 12:00:00 -9999", "\x00\x01"],
+)
+def test_malformed_dates_become_none(date):
+    assert parse_headers(h(f"Date: {date}\nSubject: x\n\n")).date is None
+
+
+def test_date_without_zone_is_taken_as_utc():
+    assert parse_headers(h("Date: 31 Jul 2023 12:00:00\n\n")).date == datetime(2023, 7, 31, 12, 0)
+
+
+def test_oversized_headers_are_bounded():
+    many = ", ".join(f"r{i}@x.example" for i in range(5000))
+    parsed = parse_headers(h(f"To: {many}\nSubject: {'S' * 200000}\n\n"))
+    assert len(parsed.recipients) == MAX_RECIPIENTS
+    assert len(parsed.subject) == MAX_SUBJECT
+
+
+def test_hostile_markup_is_kept_as_text():
+    parsed = parse_headers(h('From: "<script>alert(1)</script>" <x@y.example>\n'
+                             "Subject: <img src=x onerror=alert(1)>\n\n"))
+    assert parsed.from_name == "<script>alert(1)</script>"
+    assert parsed.subject == "<img src=x onerror=alert(1)>"
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("Info@Shop.Example", "info@shop.example"),
+        (" <a@b.example> ", "a@b.example"),
+        ("a@xn--e1afmkfd.xn--p1ai", "a@пример.рф"),
+        ("a@ПРИМЕР.РФ", "a@пример.рф"),
+        ("a@b.example.", "a@b.example"),
+        ("no-at-sign", None),
+        ("two@@ats", None),
+        ("@domain", None),
+        ("local@", None),
+        ("sp ace@x.example", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_canonical_address(text, canonical):
+    assert canonical_address(text) == canonical
+
+
+header_lines = st.lists(
+    st.tuples(
+        st.sampled_from(["From", "To", "Cc", "Subject", "Date", "Message-ID", "Delivered-To", "X"]),
+        st.binary(max_size=200),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(header_lines)
+def test_parse_never_raises_on_arbitrary_bytes(lines):
+    raw = b"".join(name.encode() + b": " + value + b"\r\n" for name, value in lines) + b"\r\n"
+    parsed = parse_headers(raw)
+    assert isinstance(parsed.subject, str) and parsed.fingerprint
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2000))
+def test_parse_never_raises_on_garbage(raw):
+    parse_headers(raw)
