@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 CATALOGS := $(wildcard tracker/translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: run test test-deps install translations extract lint clean
+.PHONY: run test test-deps install translations extract js clean
 
 run: install $(COMPILED)
 	$(PY) scripts/run.py
@@ -34,6 +34,10 @@ extract: install
 		--omit-header -o tracker/translations/messages.pot .
 	$(VENV)/bin/pybabel update -i tracker/translations/messages.pot -d tracker/translations \
 		--no-location --omit-header --no-fuzzy-matching
+
+# Developers: rebuild the minified website script after editing tracker/assets/tracker.js (needs npx).
+js:
+	bash scripts/build-js.sh
 
 clean:
 	rm -rf $(VENV) tracker/translations/*/LC_MESSAGES/*.mo
