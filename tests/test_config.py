@@ -11,7 +11,9 @@ from cryptography.fernet import Fernet
 from tracker import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV_NAMES = ["DATABASE_URL", "REDIS_URL", "SECRET_KEY", "FERNET_KEYS", "BASE_URL", "INSTANCE_PATH"]
+ENV_NAMES = ["DATABASE_URL", "REDIS_URL", "SECRET_KEY", "FERNET_KEYS", "BASE_URL", "INSTANCE_PATH",
+             "ALLOW_PRIVATE_IMAP_HOSTS", "IMAP_ALLOWED_PORTS", "IMAP_CA_FILE",
+             "IMAP_TIMEOUT_SECONDS"]
 
 
 @pytest.fixture
@@ -63,6 +65,13 @@ def test_environment_and_dotenv(clean_env, monkeypatch):
         ("FERNET_KEYS", " , "),
         ("SECRET_KEY", "short"),
         ("BASE_URL", "ftp://example.com"),
+        ("IMAP_ALLOWED_PORTS", "993,imap"),
+        ("IMAP_ALLOWED_PORTS", "993,70000"),
+        ("IMAP_ALLOWED_PORTS", " , "),
+        ("IMAP_CA_FILE", "/nonexistent/ca.pem"),
+        ("IMAP_TIMEOUT_SECONDS", "ten"),
+        ("IMAP_TIMEOUT_SECONDS", "0"),
+        ("IMAP_TIMEOUT_SECONDS", "15"),
     ],
 )
 def test_unusable_value_stops_startup_naming_the_variable(clean_env, monkeypatch, name, value):
@@ -85,3 +94,26 @@ def test_startup_error_is_one_line_on_the_command_line(clean_env):
     assert done.stderr.strip().splitlines() == [
         "Configuration error: DATABASE_URL must be a sqlite:// or postgresql:// URL."
     ]
+
+
+def test_imap_defaults_are_safe(clean_env):
+    app = create_app()
+    assert app.config["ALLOW_PRIVATE_IMAP_HOSTS"] is False
+    assert app.config["IMAP_ALLOWED_PORTS"] == [143, 993]
+    assert app.config["IMAP_CA_FILE"] is None
+    # A web request waits on IMAP well under 15 seconds.
+    assert app.config["IMAP_TIMEOUT_SECONDS"] == 10
+
+
+def test_imap_settings_from_the_environment(clean_env, monkeypatch):
+    ca = clean_env / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("ALLOW_PRIVATE_IMAP_HOSTS", "yes")
+    monkeypatch.setenv("IMAP_ALLOWED_PORTS", "993, 1993")
+    monkeypatch.setenv("IMAP_CA_FILE", str(ca))
+    monkeypatch.setenv("IMAP_TIMEOUT_SECONDS", "4.5")
+    app = create_app()
+    assert app.config["ALLOW_PRIVATE_IMAP_HOSTS"] is True
+    assert app.config["IMAP_ALLOWED_PORTS"] == [993, 1993]
+    assert app.config["IMAP_CA_FILE"] == str(ca)
+    assert app.config["IMAP_TIMEOUT_SECONDS"] == 4.5

@@ -23,10 +23,10 @@ def create_app(test_config=None):
     )
 
     settings = cfg.defaults(app.instance_path)
-    if not test_config.get("TESTING"):
-        settings.update(cfg.from_environment())
-    settings.update(test_config)
     try:
+        if not test_config.get("TESTING"):
+            settings.update(cfg.from_environment())
+        settings.update(test_config)
         app.config.update(cfg.finalize(settings, app.instance_path))
     except cfg.ConfigError as exc:
         # One line naming the variable, not a traceback.

@@ -29,7 +29,14 @@ ENV_VARS = {
     "LOGIN_ATTEMPTS_PER_IP": str,
     "RQ_QUEUE": str,
     "PROXY_COUNT": int,
+    "ALLOW_PRIVATE_IMAP_HOSTS": _bool,
+    "IMAP_ALLOWED_PORTS": str,
+    "IMAP_CA_FILE": str,
+    "IMAP_TIMEOUT_SECONDS": str,
 }
+
+# A web request must never wait on IMAP for 15 seconds or more.
+MAX_IMAP_TIMEOUT = 14
 
 
 def _secret_file(instance_path, name, make):
@@ -59,6 +66,11 @@ def defaults(instance_path):
         "PAGE_SIZE": 20,
         "PROXY_COUNT": 0,
         "LANGUAGES": ["en", "ru"],
+        # Outbound IMAP: the host is user input, so private networks are off limits.
+        "ALLOW_PRIVATE_IMAP_HOSTS": False,
+        "IMAP_ALLOWED_PORTS": "993,143",
+        "IMAP_CA_FILE": "",
+        "IMAP_TIMEOUT_SECONDS": 10,
     }
 
 
@@ -138,6 +150,8 @@ def finalize(config, instance_path):
         except ValueError:
             raise ConfigError(f"{name} is not a rate such as '5 per 15 minutes'.") from None
 
+    _finalize_imap(config)
+
     # Flask-Limiter keeps its counters in the same Redis.
     config.setdefault("RATELIMIT_STORAGE_URI", redis_url)
     config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
@@ -154,3 +168,37 @@ def finalize(config, instance_path):
         REMEMBER_COOKIE_DURATION=60 * 60 * 24 * 30,
     )
     return config
+
+
+def _finalize_imap(config):
+    """Validate the outbound IMAP settings and parse them into their final types."""
+    config["ALLOW_PRIVATE_IMAP_HOSTS"] = _bool(config.get("ALLOW_PRIVATE_IMAP_HOSTS"))
+
+    ports = config.get("IMAP_ALLOWED_PORTS")
+    if isinstance(ports, str):
+        ports = [p.strip() for p in ports.split(",") if p.strip()]
+    try:
+        ports = sorted({int(p) for p in ports or ()})
+        if not ports or not all(0 < p < 65536 for p in ports):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(
+            "IMAP_ALLOWED_PORTS is not a comma-separated list of TCP ports such as '993,143'."
+        ) from None
+    config["IMAP_ALLOWED_PORTS"] = ports
+
+    ca_file = str(config.get("IMAP_CA_FILE") or "").strip()
+    if ca_file and not Path(ca_file).is_file():
+        raise ConfigError(f"IMAP_CA_FILE does not name a readable file: {ca_file!r}.")
+    config["IMAP_CA_FILE"] = ca_file or None
+
+    try:
+        timeout = float(config.get("IMAP_TIMEOUT_SECONDS"))
+        if not 0 < timeout <= MAX_IMAP_TIMEOUT:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"IMAP_TIMEOUT_SECONDS must be a number of seconds above 0 and at most "
+            f"{MAX_IMAP_TIMEOUT}."
+        ) from None
+    config["IMAP_TIMEOUT_SECONDS"] = timeout

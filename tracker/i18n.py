@@ -1,6 +1,6 @@
 """Language selection: the user's own setting, else the browser's Accept-Language."""
 
-from flask import current_app, request
+from flask import current_app, has_request_context, request
 from flask_login import current_user
 
 from flask_babel import get_locale
@@ -10,6 +10,9 @@ from tracker.extensions import babel
 
 def select_locale():
     languages = current_app.config["LANGUAGES"]
+    if not has_request_context():
+        # Workers and commands (no request): the default language.
+        return languages[0]
     if current_user and current_user.is_authenticated and current_user.locale in languages:
         return current_user.locale
     return request.accept_languages.best_match(languages) or languages[0]
