@@ -3,7 +3,7 @@
 import itertools
 
 from tracker.extensions import db
-from tracker.models import Account, Site, SiteDomain, User
+from tracker.models import Account, Credential, Mailbox, MailboxFolder, Site, SiteDomain, User
 
 _seq = itertools.count(1)
 # Hashing is slow on purpose; tests hash each password once.
@@ -42,3 +42,24 @@ class Factory:
         db.session.add(site)
         db.session.commit()
         return site
+
+    def credential(self, account, login=None, password="imap-secret", host="imap.example.com",
+                   port=993, security="ssl", service="other", name=None):
+        n = next(_seq)
+        credential = Credential(
+            account_id=account.id, name=name or f"Mail account {n}", service=service,
+            host=host, port=port, security=security, login=login or f"box{n}@example.com",
+        )
+        credential.password = password
+        db.session.add(credential)
+        db.session.commit()
+        return credential
+
+    def mailbox(self, account, credential=None, folders=("INBOX",), active=True, **fields):
+        credential = credential or self.credential(account)
+        mailbox = Mailbox(account_id=account.id, credential=credential, active=active, **fields)
+        for position, name in enumerate(folders):
+            mailbox.folders.append(MailboxFolder(name=name, position=position))
+        db.session.add(mailbox)
+        db.session.commit()
+        return mailbox

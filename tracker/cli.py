@@ -1,4 +1,4 @@
-"""Command-line tools: `flask users ...`."""
+"""Command-line tools: `flask users ...` and `flask credentials ...`."""
 
 import secrets
 
@@ -7,10 +7,12 @@ from email_validator import EmailNotValidError, validate_email
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
+from tracker import crypto
 from tracker.extensions import db
-from tracker.models import Account, User
+from tracker.models import Account, Credential, User
 
 users = AppGroup("users", help="Manage accounts and their users.")
+credentials = AppGroup("credentials", help="Manage stored mailbox credentials.")
 
 
 def _create(email, password, account_name=None):
@@ -68,5 +70,31 @@ def ensure_first(email):
         click.echo(f"First login created. Email: {email}  Password: {password}")
 
 
+@credentials.command("rotate-keys")
+def rotate_keys():
+    """Re-encrypt every stored password under the newest key of FERNET_KEYS.
+
+    Run it after putting a new key first in FERNET_KEYS; the old keys can be removed
+    afterwards. Nothing is changed if any password cannot be decrypted.
+    """
+    rows = db.session.scalars(select(Credential).order_by(Credential.id)).all()
+    unreadable = []
+    for credential in rows:
+        try:
+            credential.password_token = crypto.rotate(credential.password_token)
+        except crypto.InvalidToken:
+            unreadable.append(credential.id)
+    if unreadable:
+        db.session.rollback()
+        raise click.ClickException(
+            "No key in FERNET_KEYS decrypts the password of credentials "
+            f"{', '.join(map(str, unreadable))}; nothing was changed. Put the old key back "
+            "(after the new one) and run this again."
+        )
+    db.session.commit()
+    click.echo(f"Re-encrypted {len(rows)} stored password(s) under the newest key.")
+
+
 def init_app(app):
     app.cli.add_command(users)
+    app.cli.add_command(credentials)

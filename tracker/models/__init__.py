@@ -3,5 +3,17 @@
 from tracker.models.base import AccountOwned, utcnow
 from tracker.models.accounts import Account, User
 from tracker.models.sites import Site, SiteDomain
+from tracker.models.mailboxes import Credential, Mailbox, MailboxFolder, email_count
 
-__all__ = ["Account", "AccountOwned", "Site", "SiteDomain", "User", "utcnow"]
+__all__ = [
+    "Account",
+    "AccountOwned",
+    "Credential",
+    "Mailbox",
+    "MailboxFolder",
+    "Site",
+    "SiteDomain",
+    "User",
+    "email_count",
+    "utcnow",
+]

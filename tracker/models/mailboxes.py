@@ -1,0 +1,135 @@
+"""Credentials (how to sign in to a mail server) and the mailboxes read with them."""
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from tracker import crypto
+from tracker.extensions import db
+from tracker.imap import ServerParams, describe
+from tracker.mailservices import service_label
+from tracker.models.base import AccountOwned
+
+HOUR = 3600
+DAY = 24 * HOUR
+PERIOD_UNITS = {"hours": HOUR, "days": DAY}
+
+
+class Credential(AccountOwned, db.Model):
+    """A login to one real mailbox on one IMAP server; the password is kept encrypted.
+
+    (host, login) is unique across all accounts: together with Mailbox.credential_id
+    being unique, that is what lets one real mailbox be connected only once.
+    """
+
+    __table_args__ = (UniqueConstraint("host", "login"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    protocol: Mapped[str] = mapped_column(String(8), default="imap", nullable=False)
+    # A key of tracker.mailservices.SERVICES, or "other" for a manual server.
+    service: Mapped[str] = mapped_column(String(32), nullable=False)
+    # Lowercase ASCII (IDNA) host name or IP address.
+    host: Mapped[str] = mapped_column(String(253), nullable=False)
+    port: Mapped[int] = mapped_column(nullable=False)
+    security: Mapped[str] = mapped_column(String(16), nullable=False)
+    # The mailbox's email address, lowercased.
+    login: Mapped[str] = mapped_column(String(320), nullable=False)
+    # A MultiFernet token (tracker.crypto); never the password itself.
+    password_token: Mapped[str] = mapped_column(String(2000), nullable=False)
+
+    mailbox: Mapped["Mailbox | None"] = relationship(
+        back_populates="credential", passive_deletes=True
+    )
+
+    @property
+    def service_label(self):
+        return service_label(self.service)
+
+    @property
+    def password(self):
+        """The decrypted password, for connecting; never for pages or logs."""
+        return crypto.decrypt(self.password_token)
+
+    @password.setter
+    def password(self, value):
+        self.password_token = crypto.encrypt(value)
+
+    def server_params(self):
+        """What tracker.imap needs to connect with these credentials."""
+        return ServerParams(host=self.host, port=self.port, security=self.security,
+                            login=self.login, password=self.password, service=self.service)
+
+
+class Mailbox(AccountOwned, db.Model):
+    """A real mailbox that the service reads: its credentials, folders and status."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Unique: a real mailbox (one credential, one host + login) is connected once.
+    credential_id: Mapped[int] = mapped_column(
+        ForeignKey("credential.id", ondelete="CASCADE"), unique=True, nullable=False
+    )
+    # An inactive mailbox is kept but never synced.
+    active: Mapped[bool] = mapped_column(default=True, nullable=False)
+    # 0: every email counts as a new request.
+    repeat_period_seconds: Mapped[int] = mapped_column(default=DAY, nullable=False)
+    # The unit the user chose, to show the period the way it was entered.
+    repeat_period_unit: Mapped[str] = mapped_column(String(8), default="days", nullable=False)
+    # None: never checked or synced; "ok"; or a tracker.imap failure code.
+    status: Mapped[str | None] = mapped_column(String(32))
+    # The parameters of the status message (host, folder, ...), rendered in the reader's language.
+    status_params: Mapped[dict | None] = mapped_column(JSON)
+    checked_at: Mapped[datetime | None]
+    synced_at: Mapped[datetime | None]
+
+    credential: Mapped[Credential] = relationship(back_populates="mailbox")
+    folders: Mapped[list["MailboxFolder"]] = relationship(
+        back_populates="mailbox",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="MailboxFolder.position",
+    )
+
+    @property
+    def address(self):
+        return self.credential.login
+
+    @property
+    def folder_names(self):
+        return [f.name for f in self.folders]
+
+    @property
+    def repeat_period_value(self):
+        return self.repeat_period_seconds // PERIOD_UNITS.get(self.repeat_period_unit, DAY)
+
+    @property
+    def status_message(self):
+        return describe(self.status, self.status_params) if self.status else None
+
+    def record(self, result, at):
+        """Store the outcome of a connection check (a tracker.imap.CheckResult)."""
+        self.status = result.code
+        self.status_params = dict(result.params)
+        self.checked_at = at
+
+
+class MailboxFolder(db.Model):
+    """A folder of a mailbox to read (INBOX by default)."""
+
+    __table_args__ = (UniqueConstraint("mailbox_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(
+        ForeignKey("mailbox.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(500), nullable=False)
+    position: Mapped[int] = mapped_column(default=0, nullable=False)
+
+    mailbox: Mapped[Mailbox] = relationship(back_populates="folders")
+
+
+def email_count(mailbox):
+    """How many emails of the mailbox are stored."""
+    # TODO(next issue): count Email rows once the Email model exists.
+    return 0
