@@ -5,14 +5,15 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 
 from tracker.domains import display_domain
-from tracker.views import auth, main, sites
+from tracker.views import auth, credentials, mailboxes, main, sites
 
-BLUEPRINTS = [main.bp, auth.bp, sites.bp]
+BLUEPRINTS = [main.bp, auth.bp, sites.bp, mailboxes.bp, credentials.bp]
 
 # Admin sections in menu order; a section shows once its blueprint exists.
 SECTIONS = [
     ("sites.index", _l("Sites")),
     ("mailboxes.index", _l("Mailboxes")),
+    ("credentials.index", _l("Credentials")),
     ("blocks.index", _l("Blocks")),
     ("rules.index", _l("Rules")),
     ("reports.index", _l("Reports")),

@@ -1,0 +1,212 @@
+"""Credentials: how the service signs in to the account's mail servers."""
+
+import json
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from flask import Blueprint, current_app, flash, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError
+
+from tracker import imap
+from tracker.extensions import db
+from tracker.forms.mailboxes import CredentialForm
+from tracker.mailservices import OTHER, SERVICES, service_hint
+from tracker.models import Credential
+from tracker.views.helpers import (
+    get_owned,
+    is_htmx,
+    owned,
+    paginate,
+    redirect_to,
+    render,
+    search_term,
+)
+
+bp = Blueprint("credentials", __name__, url_prefix="/credentials")
+FORM = "credentials/form.html"
+
+
+@bp.before_request
+@login_required
+def require_login():
+    """Every credentials page needs a signed-in user."""
+
+
+def _filtered(q):
+    query = owned(Credential)
+    if q:
+        like = f"%{q.lower()}%"
+        query = query.where(or_(Credential.name.ilike(like), Credential.login.ilike(like),
+                                Credential.host.ilike(like)))
+    return query.order_by(Credential.name, Credential.id)
+
+
+def safe_next(target):
+    """Only local paths are followed back after saving."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+def _inline():
+    """True when the form sits in the mailbox form's dialog."""
+    return request.args.get("inline") == "1"
+
+
+def _form(credential=None, **kwargs):
+    return CredentialForm(account_id=current_user.account_id, credential=credential, **kwargs)
+
+
+def _page(form, credential, status=200, block="form", check=None):
+    service = form.service.data if form.service.data in SERVICES else OTHER
+    return render(
+        FORM, block, status=status, form=form, credential=credential, check=check,
+        preset=SERVICES.get(service), hint=service_hint(service),
+        next=safe_next(request.args.get("next")), inline=_inline(),
+    )
+
+
+def _invalid(form, credential):
+    """The form with its inline messages; from a "Test connection" click it replaces the form."""
+    response = _page(form, credential, status=422)
+    response.headers["HX-Retarget"] = "#credential-form"
+    response.headers["HX-Reswap"] = "outerHTML"
+    return response
+
+
+def _apply(form, credential):
+    host, port, security = form.server
+    credential.name = form.name.data.strip()
+    credential.protocol = "imap"
+    credential.service = form.service.data
+    credential.host, credential.port, credential.security = host, port, security
+    credential.login = form.login.data
+    if form.password.data:
+        credential.password = form.password.data
+
+
+def _commit(form):
+    """Commit; a concurrent save of the same mailbox becomes the same form message."""
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        form.login.errors.append(form.taken_message())
+        return False
+    return True
+
+
+def _test(form, credential):
+    """Check the credentials as typed (the stored password when the field is left empty)."""
+    if not form.validate_on_submit():
+        return _invalid(form, credential)
+    host, port, security = form.server
+    password = form.password.data or (credential.password if credential else "")
+    params = imap.ServerParams(host=host, port=port, security=security, login=form.login.data,
+                               password=password, service=form.service.data)
+    result = imap.check_connection(params, **imap.options(current_app.config))
+    return _page(form, credential, block="check_result", check=result)
+
+
+@bp.get("/")
+def index():
+    q = search_term()
+    page = paginate(_filtered(q))
+    return render("credentials/index.html", "results", page=page, q=q)
+
+
+@bp.get("/new")
+def new():
+    return _page(_form(), None)
+
+
+@bp.post("/new")
+def create():
+    form = _form()
+    if request.form.get("do") == "check":
+        return _test(form, None)
+    if not form.validate_on_submit():
+        return _invalid(form, None)
+    credential = Credential(account_id=current_user.account_id)
+    _apply(form, credential)
+    db.session.add(credential)
+    if not _commit(form):
+        return _invalid(form, None)
+    if _inline() and is_htmx():
+        return _created_inline(credential)
+    flash(_("Credentials “%(name)s” saved.", name=credential.name), "success")
+    return redirect_to(_back(credential) or url_for("credentials.index"))
+
+
+def _created_inline(credential):
+    """Answer the mailbox form's dialog: it closes and selects the new credentials."""
+    response = render("credentials/_created.html", credential=credential)
+    response.headers["HX-Trigger"] = json.dumps({
+        "credential-created": {"id": str(credential.id),
+                               "label": f"{credential.name} — {credential.login}"},
+    })
+    return response
+
+
+def _back(credential):
+    """The ?next= page, told which credentials were just made (the mailbox form selects them)."""
+    target = safe_next(request.args.get("next"))
+    if not target:
+        return None
+    parts = urlsplit(target)
+    query = f"{parts.query}&" if parts.query else ""
+    query += urlencode({"credential_id": credential.id})
+    return urlunsplit(("", "", parts.path, query, ""))
+
+
+@bp.get("/<int:credential_id>/edit")
+def edit(credential_id):
+    credential = get_owned(Credential, credential_id)
+    form = _form(credential, data={
+        "name": credential.name, "service": credential.service, "host": credential.host,
+        "port": str(credential.port), "security": credential.security, "login": credential.login,
+    })
+    return _page(form, credential)
+
+
+@bp.post("/<int:credential_id>/edit")
+def update(credential_id):
+    credential = get_owned(Credential, credential_id)
+    form = _form(credential)
+    if request.form.get("do") == "check":
+        return _test(form, credential)
+    if not form.validate_on_submit():
+        return _invalid(form, credential)
+    _apply(form, credential)
+    if not _commit(form):
+        return _invalid(form, credential)
+    flash(_("Credentials “%(name)s” saved.", name=credential.name), "success")
+    return redirect_to(_back(credential) or url_for("credentials.index"))
+
+
+@bp.get("/server-fields")
+def server_fields():
+    """The server part of the form for the chosen service (host, port and security for "Other")."""
+    form = _form(formdata=request.args, meta={"csrf": False})
+    return _page(form, None, block="server_fields")
+
+
+@bp.get("/<int:credential_id>/delete")
+def confirm_delete(credential_id):
+    credential = get_owned(Credential, credential_id)
+    return render("credentials/delete.html", credential=credential)
+
+
+@bp.post("/<int:credential_id>/delete")
+def delete_credential(credential_id):
+    credential = get_owned(Credential, credential_id)
+    if credential.mailbox is not None:
+        # Deleting them would silently disconnect the mailbox: it goes first, on purpose.
+        return render("credentials/delete.html", credential=credential, status=409)
+    name = credential.name
+    db.session.delete(credential)
+    db.session.commit()
+    flash(_("Credentials “%(name)s” deleted.", name=name), "success")
+    return redirect_to(url_for("credentials.index"))

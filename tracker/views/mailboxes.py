@@ -1,0 +1,249 @@
+"""Mailboxes: the account's real mailboxes that the service reads over IMAP."""
+
+from flask import Blueprint, abort, current_app, flash, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError
+from wtforms.validators import ValidationError
+
+from tracker import crypto, imap
+from tracker.extensions import db
+from tracker.forms.mailboxes import MailboxForm
+from tracker.mailservices import SECURITY_LABELS
+from tracker.models import Credential, Mailbox, MailboxFolder, email_count, utcnow
+from tracker.views.helpers import (
+    get_owned,
+    is_htmx,
+    owned,
+    paginate,
+    redirect_to,
+    render,
+    search_term,
+)
+
+bp = Blueprint("mailboxes", __name__, url_prefix="/mailboxes")
+FORM = "mailboxes/form.html"
+
+
+@bp.before_request
+@login_required
+def require_login():
+    """Every mailboxes page needs a signed-in user."""
+
+
+@bp.app_context_processor
+def mailbox_helpers():
+    return {"security_labels": SECURITY_LABELS, "email_count": email_count}
+
+
+def _filtered(q):
+    query = owned(Mailbox).join(Mailbox.credential)
+    if q:
+        like = f"%{q.lower()}%"
+        query = query.where(or_(Credential.login.ilike(like), Credential.name.ilike(like)))
+    return query.order_by(Credential.login, Mailbox.id)
+
+
+def _form(mailbox=None, **kwargs):
+    return MailboxForm(account_id=current_user.account_id, mailbox=mailbox, **kwargs)
+
+
+def _page(form, mailbox, status=200, block="form", **context):
+    return render(FORM, block, status=status, form=form, mailbox=mailbox, **context)
+
+
+def _invalid(form, mailbox):
+    """The form with its inline messages; from a helper button it replaces the whole form."""
+    response = _page(form, mailbox, status=422)
+    response.headers["HX-Retarget"] = "#mailbox-form"
+    response.headers["HX-Reswap"] = "outerHTML"
+    return response
+
+
+def _check(credential, folders):
+    """Run the connection check for credentials and folders (bounded by IMAP_TIMEOUT_SECONDS)."""
+    try:
+        params = credential.server_params()
+    except crypto.InvalidToken:
+        return imap.CheckResult(False, "password_unreadable", {})
+    return imap.check_connection(params, folders, **imap.options(current_app.config))
+
+
+def _apply(form, mailbox):
+    """Store the form on the mailbox, keeping the rows (and later their sync state) of kept folders."""
+    mailbox.credential = form.chosen_credential
+    mailbox.active = form.active.data
+    mailbox.repeat_period_seconds = form.repeat_seconds
+    mailbox.repeat_period_unit = form.repeat_unit.data
+    existing = {folder.name: folder for folder in mailbox.folders}
+    rows = []
+    for position, name in enumerate(form.folders.data):
+        row = existing.pop(name, None) or MailboxFolder(name=name)
+        row.position = position
+        rows.append(row)
+    for row in existing.values():
+        db.session.delete(row)
+    mailbox.folders = rows
+
+
+def _save(form, mailbox):
+    """Apply the form and commit; a concurrent save with the same credentials becomes a message."""
+    try:
+        _apply(form, mailbox)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        form.credential.errors.append(_("These credentials are already used by another mailbox."))
+        return False
+    return True
+
+
+def _saved(mailbox):
+    """Check the saved mailbox, record the result and say how it went."""
+    result = _check(mailbox.credential, mailbox.folder_names)
+    mailbox.record(result, utcnow())
+    db.session.commit()
+    if result.ok:
+        flash(_("Mailbox %(address)s saved. Integration works.", address=mailbox.address),
+              "success")
+        return redirect_to(url_for("mailboxes.index"))
+    flash(_("Mailbox %(address)s saved, but the connection check failed: %(reason)s",
+            address=mailbox.address, reason=result.message), "warning")
+    return redirect_to(url_for("mailboxes.edit", mailbox_id=mailbox.id))
+
+
+def _helper_action(form, mailbox):
+    """The form's helper buttons ("Test connection", "Load folders"), or None for Save."""
+    action = request.form.get("do")
+    if action == "check":
+        return _test(form, mailbox)
+    if action == "folders":
+        return _load_folders(form, mailbox)
+    return None
+
+
+def _test(form, mailbox):
+    if not form.validate_on_submit():
+        return _invalid(form, mailbox)
+    result = _check(form.chosen_credential, form.folders.data)
+    return _page(form, mailbox, block="check_result", check=result)
+
+
+def _load_folders(form, mailbox):
+    """List the server's folders as choices; only the credentials need to be valid."""
+    try:
+        form.validate_credential(form.credential)
+    except ValidationError as exc:
+        form.credential.errors = [str(exc)]
+        return _invalid(form, mailbox)
+    try:
+        params = form.chosen_credential.server_params()
+    except crypto.InvalidToken:
+        names, error = [], imap.CheckResult(False, "password_unreadable", {})
+    else:
+        names, error = imap.list_folders(params, **imap.options(current_app.config))
+    form.known_folders.data = names
+    return _page(form, mailbox, block="folders", folder_error=error and error.message,
+                 folders_loaded=not error)
+
+
+@bp.get("/")
+def index():
+    q = search_term()
+    page = paginate(_filtered(q))
+    return render("mailboxes/index.html", "results", page=page, q=q)
+
+
+@bp.get("/new")
+def new():
+    form = _form(data={"credential": request.args.get("credential_id", "")})
+    return _page(form, None)
+
+
+@bp.post("/new")
+def create():
+    form = _form()
+    helper = _helper_action(form, None)
+    if helper is not None:
+        return helper
+    if not form.validate_on_submit():
+        return _invalid(form, None)
+    mailbox = Mailbox(account_id=current_user.account_id)
+    db.session.add(mailbox)
+    if not _save(form, mailbox):
+        return _invalid(form, None)
+    return _saved(mailbox)
+
+
+@bp.get("/<int:mailbox_id>/edit")
+def edit(mailbox_id):
+    mailbox = get_owned(Mailbox, mailbox_id)
+    form = _form(mailbox, data={
+        "active": mailbox.active,
+        "credential": request.args.get("credential_id") or str(mailbox.credential_id),
+        "repeat_value": str(mailbox.repeat_period_value),
+        "repeat_unit": mailbox.repeat_period_unit,
+        "folders": mailbox.folder_names,
+    })
+    return _page(form, mailbox)
+
+
+@bp.post("/<int:mailbox_id>/edit")
+def update(mailbox_id):
+    mailbox = get_owned(Mailbox, mailbox_id)
+    form = _form(mailbox)
+    helper = _helper_action(form, mailbox)
+    if helper is not None:
+        return helper
+    if not form.validate_on_submit():
+        return _invalid(form, mailbox)
+    if not _save(form, mailbox):
+        return _invalid(form, mailbox)
+    return _saved(mailbox)
+
+
+@bp.post("/<int:mailbox_id>/active")
+def set_active(mailbox_id):
+    """The «Active» switch: the form says which state it wants, so a repeat is harmless."""
+    mailbox = get_owned(Mailbox, mailbox_id)
+    value = request.form.get("active")
+    if value not in ("0", "1"):
+        abort(400)
+    mailbox.active = value == "1"
+    db.session.commit()
+    if is_htmx():
+        return render("mailboxes/_active.html", mailbox=mailbox)
+    flash(_("Mailbox %(address)s is now active.", address=mailbox.address) if mailbox.active
+          else _("Mailbox %(address)s is now inactive: it is kept but not synced.",
+                 address=mailbox.address), "success")
+    return redirect_to(url_for("mailboxes.index"))
+
+
+@bp.post("/<int:mailbox_id>/check")
+def check(mailbox_id):
+    """Test the connection of a saved mailbox now and record the result."""
+    mailbox = get_owned(Mailbox, mailbox_id)
+    result = _check(mailbox.credential, mailbox.folder_names)
+    mailbox.record(result, utcnow())
+    db.session.commit()
+    if is_htmx():
+        return render("mailboxes/_status.html", mailbox=mailbox)
+    flash(result.message, "success" if result.ok else "warning")
+    return redirect_to(url_for("mailboxes.index"))
+
+
+@bp.get("/<int:mailbox_id>/delete")
+def confirm_delete(mailbox_id):
+    mailbox = get_owned(Mailbox, mailbox_id)
+    return render("mailboxes/delete.html", mailbox=mailbox, emails=email_count(mailbox))
+
+
+@bp.post("/<int:mailbox_id>/delete")
+def delete_mailbox(mailbox_id):
+    mailbox = get_owned(Mailbox, mailbox_id)
+    address = mailbox.address
+    db.session.delete(mailbox)
+    db.session.commit()
+    flash(_("Mailbox %(address)s deleted.", address=address), "success")
+    return redirect_to(url_for("mailboxes.index"))
