@@ -163,6 +163,7 @@ def test_address_guard_refuses_non_public_addresses(ctx, host, address):
         ("172.16.0.1", False), ("100.64.0.1", False), ("fe80::1", False), ("ff02::1", False),
         ("::", False), ("240.0.0.1", False), ("::ffff:10.0.0.1", False),
         ("::ffff:93.184.216.34", True), ("2002:7f00:1::1", False), ("fec0::1", False),
+        ("64:ff9b::a00:1", False), ("64:ff9b::5db8:d822", True), ("64:ff9b:1::1", False),
     ],
 )
 def test_is_public(address, public):

@@ -153,6 +153,8 @@ def test_another_accounts_credentials_cannot_be_chosen(logged_in, user, factory)
 
 def test_credentials_already_used_by_another_mailbox(logged_in, user, factory):
     taken = factory.mailbox(user.account).credential
+    page = logged_in.get("/mailboxes/new").get_data(as_text=True)
+    assert f'<option disabled value="{taken.id}">' in page
     response = logged_in.post("/mailboxes/new", data=form_data(taken))
     assert response.status_code == 422
     assert (f"These credentials are already used by the mailbox {taken.login}."
@@ -201,6 +203,7 @@ def test_edit_is_prefilled_and_keeps_rows_of_kept_folders(logged_in, user, facto
     inbox_id = mailbox.folders[0].id
     body = logged_in.get(f"/mailboxes/{mailbox.id}/edit").get_data(as_text=True)
     assert 'value="2"' in body and 'value="Old" checked' in body
+    assert "Never synced" in body and body.count("Test connection") == 1
     response = logged_in.post(f"/mailboxes/{mailbox.id}/edit", data=form_data(
         local_credential, folders=["INBOX", "Spam"], active=""))
     assert response.status_code == 302

@@ -18,6 +18,7 @@ examine, failure, describe, CheckResult, ImapError, PERMANENT.
 
 import imaplib
 import ipaddress
+import logging
 import socket
 import ssl
 import threading
@@ -33,6 +34,8 @@ from imapclient import IMAPClient, SocketTimeout
 from imapclient import exceptions as imap_errors
 
 from tracker.mailservices import SSL, STARTTLS
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_PORTS = (993, 143)
 DEFAULT_TIMEOUT = 10.0
@@ -189,7 +192,11 @@ def failure(exc, params, *, timeout=DEFAULT_TIMEOUT):
     elif isinstance(exc, imap_errors.IMAPClientError):
         code, extra = "server_error", {"detail": _short(exc)}
     else:
-        raise exc
+        # A server that answers in ways the IMAP library does not expect: still a
+        # message for the user, and the details in the log.
+        logger.warning("Unexpected IMAP failure with %s:%s", params.host, params.port,
+                       exc_info=exc)
+        code, extra = "server_error", {"detail": type(exc).__name__}
     return CheckResult(False, code, {**where, **extra})
 
 
@@ -204,10 +211,19 @@ def _short(exc, limit=200):
 
 # --------------------------------------------------------- address guard
 
+# IPv4 addresses embedded in IPv6 by NAT64 gateways (RFC 6052, RFC 8215).
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+
+
 def is_public(address):
     """True when an IP address is a public unicast one (IPv4-mapped IPv6 judged as IPv4)."""
     ip = ipaddress.ip_address(str(address).split("%", 1)[0])
     if ip.version == 6:
+        if ip in _NAT64:
+            return is_public(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if ip in _NAT64_LOCAL:
+            return False
         embedded = ip.ipv4_mapped or ip.sixtofour
         if embedded is not None:
             ip = embedded

@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
@@ -15,7 +16,7 @@ from wtforms.validators import DataRequired, Length, ValidationError
 from tracker.domains import DomainError, normalize_domain
 from tracker.extensions import db
 from tracker.mailservices import OTHER, OTHER_LABEL, PRESETS, SECURITY_LABELS, SERVICES
-from tracker.models import Credential, Mailbox
+from tracker.models import Credential
 from tracker.models.mailboxes import DAY, PERIOD_UNITS
 
 MAX_FOLDERS = 20
@@ -54,7 +55,8 @@ class CredentialForm(FlaskForm):
                            validate_choice=False)
     service = SelectField(
         _l("Mail service"),
-        choices=[SelectChoice(s.key, s.label) for s in PRESETS] + [SelectChoice(OTHER, OTHER_LABEL)],
+        choices=[SelectChoice(s.key, s.label) for s in PRESETS]
+        + [SelectChoice(OTHER, OTHER_LABEL)],
         default=PRESETS[0].key,
         validate_choice=False,
     )
@@ -105,7 +107,9 @@ class CredentialForm(FlaskForm):
         try:
             field.data = normalize_login(field.data)
         except EmailNotValidError:
-            raise ValidationError(_l("Enter a valid email address, e.g. sales@example.com.")) from None
+            raise ValidationError(
+                _l("Enter a valid email address, e.g. sales@example.com.")
+            ) from None
 
     def validate_password(self, field):
         if not field.data and self.credential is None:
@@ -193,21 +197,27 @@ class MailboxForm(FlaskForm):
         self.chosen_credential = None
         query = (
             select(Credential)
-            .outerjoin(Mailbox, Mailbox.credential_id == Credential.id)
+            .options(selectinload(Credential.mailbox))
             .where(Credential.account_id == account_id)
             .order_by(Credential.name, Credential.id)
         )
         self.credentials = db.session.scalars(query).all()
         self.credential.choices = [SelectChoice("", _l("Choose credentials…"))] + [
-            SelectChoice(str(c.id), f"{c.name} — {c.login}") for c in self.credentials
+            # Credentials of another mailbox are shown but cannot be picked.
+            SelectChoice(str(c.id), f"{c.name} — {c.login}",
+                         render_kw={"disabled": True} if self._used_elsewhere(c) else {})
+            for c in self.credentials
         ]
+
+    def _used_elsewhere(self, credential):
+        used_by = credential.mailbox
+        return used_by is not None and (self.mailbox is None or used_by.id != self.mailbox.id)
 
     def validate_credential(self, field):
         chosen = next((c for c in self.credentials if str(c.id) == (field.data or "")), None)
         if chosen is None:
             raise ValidationError(_l("Choose the credentials of the mailbox, or add new ones."))
-        used_by = chosen.mailbox
-        if used_by is not None and (self.mailbox is None or used_by.id != self.mailbox.id):
+        if self._used_elsewhere(chosen):
             raise ValidationError(_l("These credentials are already used by the mailbox "
                                      "%(address)s.", address=chosen.login))
         self.chosen_credential = chosen

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from tracker import imap
 from tracker.extensions import db
 from tracker.forms.mailboxes import CredentialForm
-from tracker.mailservices import OTHER, SERVICES, service_hint
+from tracker.mailservices import OTHER, SECURITY_LABELS, SERVICES, service_hint
 from tracker.models import Credential
 from tracker.views.helpers import (
     get_owned,
@@ -32,6 +32,12 @@ FORM = "credentials/form.html"
 @login_required
 def require_login():
     """Every credentials page needs a signed-in user."""
+
+
+@bp.app_context_processor
+def credential_helpers():
+    """Credentials are shown in the mailbox pages too (the dialog, the delete page)."""
+    return {"security_labels": SECURITY_LABELS}
 
 
 def _filtered(q):

@@ -10,7 +10,6 @@ from wtforms.validators import ValidationError
 from tracker import crypto, imap
 from tracker.extensions import db
 from tracker.forms.mailboxes import MailboxForm
-from tracker.mailservices import SECURITY_LABELS
 from tracker.models import Credential, Mailbox, MailboxFolder, email_count, utcnow
 from tracker.views.helpers import (
     get_owned,
@@ -34,7 +33,8 @@ def require_login():
 
 @bp.app_context_processor
 def mailbox_helpers():
-    return {"security_labels": SECURITY_LABELS, "email_count": email_count}
+    """Templates show each mailbox's email count."""
+    return {"email_count": email_count}
 
 
 def _filtered(q):
@@ -71,7 +71,7 @@ def _check(credential, folders):
 
 
 def _apply(form, mailbox):
-    """Store the form on the mailbox, keeping the rows (and later their sync state) of kept folders."""
+    """Store the form on the mailbox; kept folders keep their rows (and later their sync state)."""
     mailbox.credential = form.chosen_credential
     mailbox.active = form.active.data
     mailbox.repeat_period_seconds = form.repeat_seconds
