@@ -3,5 +3,10 @@
 from tracker.models.base import AccountOwned, utcnow
 from tracker.models.accounts import Account, User
 from tracker.models.sites import Site, SiteDomain
+from tracker.models.blocks import Block, BlockAddress
+from tracker.models.rules import PoolAddress, Rule, RuleCondition
 
-__all__ = ["Account", "AccountOwned", "Site", "SiteDomain", "User", "utcnow"]
+__all__ = [
+    "Account", "AccountOwned", "Block", "BlockAddress", "PoolAddress", "Rule",
+    "RuleCondition", "Site", "SiteDomain", "User", "utcnow",
+]

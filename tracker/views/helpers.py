@@ -63,3 +63,14 @@ def paginate(query):
 def search_term():
     """The ?q= search text, trimmed and bounded."""
     return request.args.get("q", "", type=str).strip()[:200]
+
+
+def local_next(prefix):
+    """The ?next= path when it is a page of this app under prefix, else None (no open redirects)."""
+    from urllib.parse import urlsplit
+
+    target = request.args.get("next", "", type=str)
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or "\\" in target or not target.startswith(prefix):
+        return None
+    return target

@@ -1,0 +1,75 @@
+"""Rules beyond their form: priority order, and warnings about addresses nobody reads."""
+
+from typing import NamedTuple
+
+from sqlalchemy import func, select
+
+from tracker.addresses import address_domain, unreceived
+from tracker.domains import display_domain
+from tracker.extensions import db
+from tracker.models import Rule
+
+
+class AddressWarning(NamedTuple):
+    """An address of a rule whose domain no mailbox of the account receives for."""
+
+    address: str
+    domain: str  # for people: Unicode
+
+
+def received_domains(account_id):
+    """The ASCII domains for which some mailbox of the account receives mail."""
+    # TODO(merge): replace this body with one query over the account's mailboxes
+    # (the domains of their credentials' logins) once the mailbox model is merged.
+    try:
+        from tracker.models import Mailbox
+    except ImportError:
+        return set()
+    mailboxes = db.session.scalars(select(Mailbox).where(Mailbox.account_id == account_id))
+    logins = (
+        getattr(box, "login", None) or getattr(getattr(box, "credential", None), "login", None)
+        for box in mailboxes
+    )
+    return {address_domain(login) for login in logins if login} - {""}
+
+
+def address_warnings(account_id, addresses, domains=None):
+    """Warnings for the addresses on domains that none of the account's mailboxes receives.
+
+    domains: the received ASCII domains; looked up with received_domains() when None.
+    """
+    addresses = [a for a in addresses if a]
+    if not addresses:
+        return []
+    if domains is None:
+        domains = received_domains(account_id)
+    return [
+        AddressWarning(address, display_domain(address_domain(address)))
+        for address in unreceived(addresses, domains)
+    ]
+
+
+def ordered_rules(account_id):
+    """select() of the account's rules in priority order."""
+    return (
+        select(Rule).where(Rule.account_id == account_id).order_by(Rule.priority, Rule.id)
+    )
+
+
+def next_priority(account_id):
+    """The priority that puts a new rule last."""
+    highest = db.session.scalar(
+        select(func.max(Rule.priority)).where(Rule.account_id == account_id)
+    )
+    return (highest or 0) + 1
+
+
+def swap_priorities(rule, other):
+    """Exchange the places of two rules of one account (not committed).
+
+    The account's rules are first renumbered 1..n, so that rules that share a
+    priority value still change places.
+    """
+    for number, row in enumerate(db.session.scalars(ordered_rules(rule.account_id)), 1):
+        row.priority = number
+    rule.priority, other.priority = other.priority, rule.priority
