@@ -52,7 +52,7 @@ def test_create_static_rule_for_a_segment(logged_in, user, block):
     assert rule.block_ids == [block.id] and rule.priority == 1
     page = logged_in.get(response.headers["Location"]).get_data(as_text=True)
     assert "Rule “Google Ads” created." in page
-    assert "utm_source equals <q>google</q>" in page and "Channel equals <q>paid</q>" in page
+    assert "utm_source equals <q>google</q>" in page and "Channel equals <q>Paid ads</q>" in page
 
 
 @pytest.mark.parametrize(
