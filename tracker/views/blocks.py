@@ -190,7 +190,7 @@ def selector_preview():
             selector = build_selector(kind, value, name)
         except SelectorError as exc:
             error = selector_error(exc.reason)
-    return render("blocks/_selector.html", selector=selector, error=error,
+    return render("blocks/_selector.html", "preview", selector=selector, error=error,
                   prefix=MODAL_PREFIX if modal else "")
 
 
