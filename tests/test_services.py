@@ -327,19 +327,10 @@ def http_url():
 
 
 @pytest.fixture(scope="module")
-def playwright():
-    sync_api = pytest.importorskip("playwright.sync_api")
+def browser(playwright):
+    # The session's Playwright driver (conftest): browser tests of other modules may run first.
     if shutil.which("chromium") is None:
         pytest.skip("Debian package 'chromium' is not installed")
-    pw = sync_api.sync_playwright().start()
-    try:
-        yield pw
-    finally:
-        pw.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
     browser = launch_chromium(playwright)
     try:
         yield browser
