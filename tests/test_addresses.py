@@ -60,8 +60,10 @@ def test_unreceived_keeps_order_and_ignores_case():
 
 
 def test_address_warnings_with_explicit_domains():
-    warnings = address_warnings(1, ["sales@shop.example", "x@пример.рф", None],
-                                domains={"shop.example"})
-    assert warnings == [AddressWarning("x@пример.рф", "пример.рф")]
+    warnings = address_warnings(
+        1, ["sales@shop.example", "x@пример.рф", None, "y@Пример.рф", "*@track.example"],
+        domains={"shop.example"})
+    assert warnings == [AddressWarning("пример.рф", ["x@пример.рф", "y@Пример.рф"]),
+                        AddressWarning("track.example", ["*@track.example"])]
     assert address_warnings(1, ["sales@shop.example"], domains={"shop.example"}) == []
     assert address_warnings(1, [], domains=set()) == []

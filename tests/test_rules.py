@@ -183,6 +183,8 @@ BAD_INPUT = [
     ({"kind": "dynamic", "dynamic_mode": "pool", "reservation_minutes": "²"}, "from 1 to 10080"),
     ({"kind": "dynamic", "dynamic_mode": "pool", "reservation_minutes": "10081"},
      "from 1 to 10080"),
+    ({"kind": "dynamic", "dynamic_mode": "pool", "reservation_minutes": "9" * 5000},
+     "from 1 to 10080"),
     ({"kind": "dynamic", "dynamic_mode": "pool", "fallback_address": ""},
      "Enter the fallback address."),
     ({"kind": "dynamic", "dynamic_mode": "pool", "fallback_address": "fallback"},
@@ -452,6 +454,11 @@ def test_warning_for_domains_no_mailbox_receives(logged_in, user, block, factory
     assert warning in logged_in.get(f"/rules/{rule.id}/edit").get_data(as_text=True)
     bad = logged_in.post("/rules/new", data=static_rule(block, name="", static_address="sales@shop.example"))
     assert bad.status_code == 422 and warning in bad.get_data(as_text=True)
+    pool = factory.rule(user.account, blocks=[block], mode="pool", fallback_address="f@shop.example",
+                        pool=[f"p{i}@shop.example" for i in range(5)])
+    page = logged_in.get(f"/rules/{pool.id}").get_data(as_text=True)
+    assert page.count("No mailbox of yours receives mail for shop.example") == 1
+    assert "emails to p0@shop.example, p1@shop.example, p2@shop.example …" in page
     # A warning, not an error: the rule saves.
     assert logged_in.post("/rules/new", data=static_rule(block)).status_code == 302
 
@@ -545,3 +552,15 @@ def test_blocks_and_rules_pages_are_russian(logged_in, user, factory):
         html = response.get_data(as_text=True)
         assert english_leftovers(html) == [], html
     assert re.search("Укажите|Введите|Выберите", fragments[2].get_data(as_text=True))
+
+
+def test_huge_numbers_are_not_found_rather_than_errors(logged_in, user, block):
+    huge = "9" * 30
+    for url in (f"/rules/{huge}", f"/rules/{huge}/edit", f"/blocks/{huge}", f"/sites/{huge}"):
+        assert logged_in.get(url).status_code == 404, url
+    assert logged_in.post(f"/rules/{huge}/move/up").status_code == 404
+    for url in (f"/rules/?block={huge}", f"/rules/?site={huge}", f"/rules/?q=block:{huge}",
+                f"/blocks/?site={huge}", f"/rules/new?block={huge}"):
+        assert logged_in.get(url).status_code == 200, url
+    response = logged_in.post("/rules/new", data=static_rule(block, blocks=[huge]))
+    assert response.status_code == 422

@@ -11,10 +11,10 @@ from tracker.models import Rule
 
 
 class AddressWarning(NamedTuple):
-    """An address of a rule whose domain no mailbox of the account receives for."""
+    """Addresses of a rule on a domain that no mailbox of the account receives for."""
 
-    address: str
     domain: str  # for people: Unicode
+    addresses: list
 
 
 def received_domains(account_id):
@@ -34,7 +34,7 @@ def received_domains(account_id):
 
 
 def address_warnings(account_id, addresses, domains=None):
-    """Warnings for the addresses on domains that none of the account's mailboxes receives.
+    """Warnings, one per domain, for the addresses that none of the account's mailboxes receives.
 
     domains: the received ASCII domains; looked up with received_domains() when None.
     """
@@ -43,10 +43,10 @@ def address_warnings(account_id, addresses, domains=None):
         return []
     if domains is None:
         domains = received_domains(account_id)
-    return [
-        AddressWarning(address, display_domain(address_domain(address)))
-        for address in unreceived(addresses, domains)
-    ]
+    by_domain = {}
+    for address in unreceived(addresses, domains):
+        by_domain.setdefault(address_domain(address), []).append(address)
+    return [AddressWarning(display_domain(domain), found) for domain, found in by_domain.items()]
 
 
 def ordered_rules(account_id):

@@ -272,7 +272,9 @@ class RuleForm(FlaskForm):
         if self.mode != "pool":
             return
         text = (field.data or "").strip()
-        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_RESERVATION:
+        # Digits only and few of them: int() of thousands of digits is slow, then refused.
+        digits = text.isascii() and text.isdigit() and len(text) <= 6
+        if not digits or not 1 <= int(text) <= MAX_RESERVATION:
             raise ValidationError(
                 _l("Enter a whole number of minutes from 1 to %(n)d.", n=MAX_RESERVATION)
             )

@@ -43,7 +43,7 @@ def own_blocks():
 def name_or_id(column, id_column, value):
     """Filter: the name contains value, or value is the row's id."""
     condition = column.ilike(like_pattern(value), escape="\\")
-    if value.isascii() and value.isdigit():
+    if value.isascii() and value.isdigit() and len(value) <= 18:  # a database integer
         condition = or_(condition, id_column == int(value))
     return condition
 

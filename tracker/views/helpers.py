@@ -36,6 +36,9 @@ def redirect_to(url):
 
 def get_owned(model, object_id):
     """Load one row of the current user's account by id, or answer 404."""
+    if not 0 < object_id < 2**63:
+        # No such row, and the database driver would refuse the number.
+        abort(404)
     row = db.session.scalar(
         select(model).where(model.id == object_id, model.account_id == current_user.account_id)
     )

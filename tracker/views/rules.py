@@ -135,7 +135,7 @@ def _render_list(state):
         "rules/index.html", "results",
         page=paginate(query), state=state, args=_list_args(state), invalid=invalid,
         filtered=any(state.values()),
-        ranks=_ranks(), blocks=own_blocks(), sites=own_sites(), types=TYPES,
+        ranks=_ranks(), blocks=own_blocks(), sites=own_sites(),
     )
 
 
