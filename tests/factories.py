@@ -63,3 +63,48 @@ class Factory:
         db.session.add(mailbox)
         db.session.commit()
         return mailbox
+
+    def block(self, account, name=None, sites=None, addresses=None, selector=None):
+        """A "find in code" block (or an element block when selector is given)."""
+        from tracker.models import Block, BlockAddress
+
+        block = Block(account_id=account.id, name=name or f"Block {next(_seq)}",
+                      placement="element" if selector else "code")
+        block.sites = list(sites) if sites is not None else [self.site(account)]
+        if selector:
+            block.attribute_kind, block.attribute_value = "id", selector.lstrip("#")
+            block.selector = selector
+        else:
+            for position, address in enumerate(addresses or ["info@shop.example"]):
+                block.addresses.append(
+                    BlockAddress(address=address, position=position, account_id=account.id)
+                )
+        db.session.add(block)
+        db.session.commit()
+        return block
+
+    def rule(self, account, name=None, blocks=None, conditions=(), active=True, priority=None,
+             address=None, mode="static", pool=(), **fields):
+        """A rule for all visitors (or the given (field, operator, value) conditions)."""
+        from tracker.models import PoolAddress, Rule, RuleCondition
+        from tracker.rules import next_priority
+
+        blocks = list(blocks) if blocks is not None else [self.block(account)]
+        rule = Rule(
+            account_id=account.id, name=name or f"Rule {next(_seq)}", active=active,
+            priority=next_priority(account.id) if priority is None else priority,
+            match_all=not conditions, kind="static" if mode == "static" else "dynamic",
+            dynamic_mode=None if mode == "static" else mode, **fields,
+        )
+        if mode == "static":
+            rule.static_address = address or f"rule{next(_seq)}@shop.example"
+        rule.blocks = blocks
+        for position, (field, operator, value) in enumerate(conditions):
+            rule.conditions.append(RuleCondition(account_id=account.id, position=position,
+                                                 field=field, operator=operator, value=value))
+        for position, pool_address in enumerate(pool):
+            rule.pool_addresses.append(PoolAddress(account_id=account.id, position=position,
+                                                   address=pool_address))
+        db.session.add(rule)
+        db.session.commit()
+        return rule

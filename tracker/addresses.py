@@ -1,25 +1,78 @@
-"""Email addresses in one canonical form, so that headers, rules and reports agree."""
+"""Email addresses: typed by users into blocks and rules, or read from mail headers.
 
+Both come out in one form (lowercase, Unicode domain), so that rules, headers and
+reports agree. Pure functions.
+"""
+
+import re
 import unicodedata
 
 import idna
 
+from email_validator import EmailNotValidError, validate_email
+
+from tracker.domains import DomainError, normalize_domain
+
+MAX_ADDRESS = 320
+_SPLIT = re.compile(r"[\s,;]+")
+
+
+class AddressError(ValueError):
+    """Not an email address this service can use."""
+
+
+def normalize_address(text):
+    """The normalised form of an email address: IDN domains allowed, all lowercase.
+
+    Local parts are lowercased too: mail services treat them so, and the
+    service matches recipients by address. Raises AddressError for anything
+    that is not a single plain address.
+    """
+    raw = (text or "").strip()
+    if not raw or len(raw) > MAX_ADDRESS:
+        raise AddressError(raw)
+    try:
+        return validate_email(raw, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        raise AddressError(raw) from None
+
+
+def parse_addresses(text, keep_as_typed=False):
+    """Addresses typed one per line (commas and spaces also separate).
+
+    Returns (addresses, invalid): the distinct addresses in input order (normalised,
+    or as typed with keep_as_typed) and the parts that are not addresses.
+    """
+    addresses, invalid, seen = [], [], set()
+    for part in _SPLIT.split(text or ""):
+        if not part:
+            continue
+        try:
+            normalized = normalize_address(part)
+        except AddressError:
+            invalid.append(part)
+            continue
+        if normalized.casefold() not in seen:
+            seen.add(normalized.casefold())
+            addresses.append(part if keep_as_typed else normalized)
+    return addresses, invalid
+
 
 def canonical_address(text):
-    """Return `local@domain` lowercased with a Unicode (not punycode) domain, or None.
+    """An address as found in a header, in the normalised form, or None.
 
-    Accepts what appears in headers: surrounding spaces and angle brackets, an
-    uppercase or IDNA-encoded domain. Anything without exactly one usable `@`
-    gives None.
+    Lenient where validation is strict: headers carry angle brackets, uppercase
+    and IDNA-encoded domains, and addresses that email_validator would refuse but
+    that still name a real mailbox.
     """
     if not text:
         return None
     value = unicodedata.normalize("NFC", str(text).strip().strip("<>").strip())
-    if value.count("@") != 1:
+    if value.count("@") != 1 or len(value) > MAX_ADDRESS or any(c.isspace() for c in value):
         return None
     local, domain = value.split("@")
     domain = domain.rstrip(".").lower()
-    if not local or not domain or any(c.isspace() for c in value) or len(value) > 320:
+    if not local or not domain:
         return None
     if "xn--" in domain:
         try:
@@ -30,5 +83,19 @@ def canonical_address(text):
 
 
 def address_domain(address):
-    """The domain part of a canonical address."""
-    return address.rsplit("@", 1)[1] if address and "@" in address else None
+    """The ASCII (IDNA) domain of an address, or "" when it has none."""
+    domain = (address or "").rpartition("@")[2]
+    try:
+        return normalize_domain(domain)
+    except DomainError:
+        return ""
+
+
+def unreceived(addresses, domains):
+    """The addresses whose domain is not among `domains` (ASCII), in order, each once."""
+    received = {d.lower() for d in domains}
+    found = []
+    for address in addresses:
+        if address and address_domain(address) not in received and address not in found:
+            found.append(address)
+    return found

@@ -5,9 +5,9 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 
 from tracker.domains import display_domain
-from tracker.views import auth, credentials, mailboxes, main, sites
+from tracker.views import auth, blocks, credentials, mailboxes, main, rules, sites
 
-BLUEPRINTS = [main.bp, auth.bp, sites.bp, mailboxes.bp, credentials.bp]
+BLUEPRINTS = [main.bp, auth.bp, sites.bp, mailboxes.bp, credentials.bp, blocks.bp, rules.bp]
 
 # Admin sections in menu order; a section shows once its blueprint exists.
 SECTIONS = [

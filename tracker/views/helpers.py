@@ -36,6 +36,9 @@ def redirect_to(url):
 
 def get_owned(model, object_id):
     """Load one row of the current user's account by id, or answer 404."""
+    if not 0 < object_id < 2**63:
+        # No such row, and the database driver would refuse the number.
+        abort(404)
     row = db.session.scalar(
         select(model).where(model.id == object_id, model.account_id == current_user.account_id)
     )
@@ -63,3 +66,14 @@ def paginate(query):
 def search_term():
     """The ?q= search text, trimmed and bounded."""
     return request.args.get("q", "", type=str).strip()[:200]
+
+
+def local_next(prefix):
+    """The ?next= path when it is a page of this app under prefix, else None (no open redirects)."""
+    from urllib.parse import urlsplit
+
+    target = request.args.get("next", "", type=str)
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or "\\" in target or not target.startswith(prefix):
+        return None
+    return target
