@@ -27,6 +27,8 @@ ENV_VARS = {
     "SESSION_COOKIE_SECURE": _bool,
     "LOGIN_ATTEMPTS_PER_EMAIL": str,
     "LOGIN_ATTEMPTS_PER_IP": str,
+    "API_RATE_PER_IP": str,
+    "API_RATE_PER_SITE": str,
     "RQ_QUEUE": str,
     "PROXY_COUNT": int,
     "ALLOW_PRIVATE_IMAP_HOSTS": _bool,
@@ -62,6 +64,8 @@ def defaults(instance_path):
         "RQ_QUEUE": "default",
         "LOGIN_ATTEMPTS_PER_EMAIL": "5 per 15 minutes",
         "LOGIN_ATTEMPTS_PER_IP": "20 per 15 minutes",
+        "API_RATE_PER_IP": "120 per minute",
+        "API_RATE_PER_SITE": "6000 per minute",
         "SESSION_COOKIE_SECURE": False,
         "PAGE_SIZE": 20,
         "PROXY_COUNT": 0,
@@ -142,7 +146,8 @@ def finalize(config, instance_path):
         raise ConfigError("BASE_URL must start with http:// or https://.")
     config["BASE_URL"] = base_url.rstrip("/")
 
-    for name in ("LOGIN_ATTEMPTS_PER_EMAIL", "LOGIN_ATTEMPTS_PER_IP"):
+    for name in ("LOGIN_ATTEMPTS_PER_EMAIL", "LOGIN_ATTEMPTS_PER_IP", "API_RATE_PER_IP",
+                 "API_RATE_PER_SITE"):
         from limits import parse_many
 
         try:

@@ -6,9 +6,10 @@ from tracker.models.sites import Site, SiteDomain
 from tracker.models.mailboxes import Credential, Mailbox, MailboxFolder, email_count
 from tracker.models.blocks import Block, BlockAddress
 from tracker.models.rules import PoolAddress, Rule, RuleCondition
+from tracker.models.visits import Assignment, Display, Visit
 
 __all__ = [
-    "Account", "AccountOwned", "Block", "BlockAddress", "Credential", "Mailbox",
-    "MailboxFolder", "PoolAddress", "Rule", "RuleCondition", "Site", "SiteDomain", "User",
+    "Account", "AccountOwned", "Assignment", "Block", "BlockAddress", "Credential", "Display", "Mailbox",
+    "MailboxFolder", "PoolAddress", "Rule", "RuleCondition", "Site", "SiteDomain", "User", "Visit",
     "email_count", "utcnow",
 ]

@@ -5,9 +5,11 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 
 from tracker.domains import display_domain
-from tracker.views import auth, blocks, credentials, mailboxes, main, rules, sites
+from tracker.views import api, auth, blocks, credentials, mailboxes, main, rules, sites
 
-BLUEPRINTS = [main.bp, auth.bp, sites.bp, mailboxes.bp, credentials.bp, blocks.bp, rules.bp]
+BLUEPRINTS = [
+    main.bp, auth.bp, sites.bp, mailboxes.bp, credentials.bp, blocks.bp, rules.bp, api.bp,
+]
 
 # Admin sections in menu order; a section shows once its blueprint exists.
 SECTIONS = [

@@ -5,6 +5,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import exists, or_
 
+from tracker import siteregistry
 from tracker.extensions import db
 from tracker.forms.sites import SiteForm
 from tracker.models import Site, SiteDomain
@@ -55,6 +56,7 @@ def _save(form, site):
     db.session.flush()
     site.domains = rows
     db.session.commit()
+    siteregistry.forget(site.key)
 
 
 @bp.get("/new")
@@ -112,9 +114,10 @@ def confirm_delete(site_id):
 @bp.post("/<int:site_id>/delete")
 def delete_site(site_id):
     site = get_owned(Site, site_id)
-    name = site.name
+    name, key = site.name, site.key
     db.session.delete(site)
     db.session.commit()
+    siteregistry.forget(key)
     flash(_("Site “%(name)s” deleted.", name=name), "success")
     return redirect_to(url_for("sites.index"))
 
@@ -122,8 +125,9 @@ def delete_site(site_id):
 @bp.post("/<int:site_id>/key")
 def regenerate_key(site_id):
     site = get_owned(Site, site_id)
-    site.key = new_site_key()
+    old_key, site.key = site.key, new_site_key()
     db.session.commit()
+    siteregistry.forget(old_key)
     flash(_("A new site key was issued. Replace the snippet on the site's pages."), "warning")
     return redirect_to(url_for("sites.show", site_id=site.id))
 

@@ -1,0 +1,213 @@
+"""The public API: page views, displays, CORS, limits, and leasing under concurrency."""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from urllib.request import Request, urlopen
+
+import pytest
+from sqlalchemy import event, func, select
+
+from tracker.extensions import db
+from tracker.models import Assignment, Display, Visit
+
+ORIGIN = "https://shop.example"
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126 Safari/537.36"
+
+
+@pytest.fixture
+def shop(factory):
+    """An account with a site on shop.example and a "find in code" block on it."""
+    account = factory.account()
+    site = factory.site(account, domains=["shop.example"])
+    block = factory.block(account, sites=[site], addresses=["info@shop.example"])
+    return account, site, block
+
+
+def hit(client, site, visit="visit-0001", visitor="visitor-001", url="https://shop.example/",
+        origin=ORIGIN, agent=BROWSER, **extra):
+    body = {"k": site.key, "v": visitor, "s": visit, "u": url, "r": "", **extra}
+    headers = {"Content-Type": "text/plain", "User-Agent": agent}
+    if origin:
+        headers["Origin"] = origin
+    return client.post("/api/v1/hit", data=json.dumps(body), headers=headers)
+
+
+def test_static_rule_answers_its_address_and_stores_the_visit(client, shop, factory):
+    account, site, block = shop
+    factory.rule(account, blocks=[block], address="ads@shop.example",
+                 conditions=[("utm_source", "equals", "yandex")])
+    factory.rule(account, blocks=[block], address="other@shop.example")
+    response = hit(client, site, url="https://shop.example/?utm_source=Yandex&utm_medium=cpc",
+                   r="https://yandex.ru/search?text=flowers", ga="GA1.2.111.222", ym="1699")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.json == {"s": "visit-0001", "b": [
+        {"i": block.id, "t": "ads@shop.example", "f": ["info@shop.example"]}]}
+    assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+    visit = db.session.scalar(select(Visit))
+    assert (visit.utm_source, visit.utm_medium, visit.channel) == ("Yandex", "cpc", "paid")
+    assert (visit.ga_client_id, visit.ym_client_id, visit.is_bot) == ("111.222", "1699", False)
+    assert db.session.scalar(select(Assignment.address)) == "ads@shop.example"
+    other = hit(client, site, visit="visit-0002", url="https://shop.example/")
+    assert other.json["b"][0]["t"] == "other@shop.example"
+
+
+def test_later_page_views_keep_the_visit(client, shop, factory):
+    account, site, block = shop
+    factory.rule(account, blocks=[block], mode="subaddress", base_address="info@shop.example")
+    first = hit(client, site).json["b"][0]["t"]
+    again = hit(client, site, url="https://shop.example/contacts").json["b"][0]["t"]
+    assert first == again and first.startswith("info+") and first.endswith("@shop.example")
+    visit = db.session.scalar(select(Visit))
+    assert visit.page_views == 2 and visit.landing_url == "https://shop.example/"
+    assert db.session.scalar(select(func.count()).select_from(Assignment)) == 1
+
+
+def test_dynamic_addresses_differ_per_visit(client, shop, factory):
+    account, site, block = shop
+    factory.rule(account, blocks=[block], mode="catchall", catchall_domain="in.shop.example")
+    answers = {hit(client, site, visit=f"visit-{n:04d}").json["b"][0]["t"] for n in range(5)}
+    assert len(answers) == 5 and all(a.endswith("@in.shop.example") for a in answers)
+
+
+def test_element_block_answers_its_selector(client, factory):
+    account = factory.account()
+    site = factory.site(account, domains=["shop.example"])
+    block = factory.block(account, sites=[site], selector="#contact-email")
+    factory.rule(account, blocks=[block], address="sel@shop.example")
+    assert hit(client, site).json["b"] == [{"i": block.id, "t": "sel@shop.example", "q": "#contact-email"}]
+
+
+def test_bots_get_the_fallback_never_a_lease(client, shop, factory):
+    account, site, block = shop
+    factory.rule(account, blocks=[block], mode="pool", pool=["p1@shop.example"],
+                 fallback_address="fallback@shop.example")
+    crawler = hit(client, site, visit="visit-bot1", agent="Mozilla/5.0 (compatible; Googlebot/2.1)")
+    driven = hit(client, site, visit="visit-bot2", wd=True)
+    person = hit(client, site, visit="visit-human")
+    assert crawler.json["b"][0]["t"] == driven.json["b"][0]["t"] == "fallback@shop.example"
+    assert person.json["b"][0]["t"] == "p1@shop.example"
+    late = hit(client, site, visit="visit-late")
+    assert late.json["b"][0]["t"] == "fallback@shop.example"  # the pool of one is taken
+
+
+def test_display_report_is_stored(client, shop, factory):
+    account, site, block = shop
+    factory.rule(account, blocks=[block], address="ads@shop.example")
+    hit(client, site)
+    body = {"k": site.key, "v": "visitor-001", "s": "visit-0001",
+            "d": [[block.id, "ads@shop.example", 3], [999999, "x@y.example", 1]]}
+    response = client.post("/api/v1/display", data=json.dumps(body),
+                           headers={"Origin": ORIGIN, "Content-Type": "text/plain"})
+    assert response.status_code == 200 and response.json == {"stored": 1}
+    row = db.session.scalar(select(Display))
+    assert (row.block_id, row.address, row.count) == (block.id, "ads@shop.example", 3)
+
+
+@pytest.mark.parametrize("origin", ["https://www.shop.example", "http://shop.example:8080"])
+def test_subdomains_and_other_ports_of_the_domain_are_allowed(client, shop, origin):
+    assert hit(client, shop[1], origin=origin).status_code == 200
+
+
+@pytest.mark.parametrize("origin", [None, "https://evil.example", "https://shop.example.evil.example",
+                                    "https://notshop.example", "null", "file://"])
+def test_foreign_or_missing_origin_is_403(client, shop, origin):
+    response = hit(client, shop[1], origin=origin)
+    assert response.status_code == 403
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def count_queries(app):
+    queries = []
+    with app.app_context():
+        engine = db.engine
+    listener = lambda *args: queries.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    return queries, lambda: event.remove(engine, "before_cursor_execute", listener)
+
+
+def test_refusals_do_not_reach_the_database(app, client, shop):
+    _, site, _ = shop
+    body = lambda **kw: json.dumps({"k": site.key, "v": "visitor-001", "s": "visit-0001",  # noqa: E731
+                                    "u": "https://shop.example/", **kw})
+    wrong = json.dumps({"k": "no-such-key-000000", "v": "visitor-001", "s": "visit-0001",
+                        "u": "https://shop.example/"})
+    headers = {"Origin": ORIGIN}
+    client.post("/api/v1/hit", data=wrong, headers=headers)  # caches the unknown key
+    client.post("/api/v1/hit", data=body(), headers={"Origin": "https://evil.example"})
+    queries, stop = count_queries(app)
+    try:
+        cases = [
+            (client.post("/api/v1/hit", data=wrong, headers=headers), 403),
+            (client.post("/api/v1/hit", data=body(), headers={"Origin": "https://evil.example"}), 403),
+            (client.post("/api/v1/hit", data="x" * 5000, headers=headers), 413),
+            (client.post("/api/v1/hit", data="{not json", headers=headers), 400),
+            (client.post("/api/v1/hit", data="[1, 2]", headers=headers), 400),
+            (client.post("/api/v1/hit", data=body(u="javascript:alert(1)"), headers=headers), 400),
+            (client.post("/api/v1/hit", data=body(v="<script>"), headers=headers), 400),
+            (client.post("/api/v1/hit", data=body(s=""), headers=headers), 400),
+            (client.post("/api/v1/hit", data=body(wd="yes"), headers=headers), 400),
+            (client.post("/api/v1/hit", data=body(r=7), headers=headers), 400),
+            (client.post("/api/v1/hit", data=body(u="https://x/" + "a" * 2000), headers=headers), 400),
+        ]
+    finally:
+        stop()
+    assert [r.status_code for r, _ in cases] == [code for _, code in cases]
+    assert all("error" in r.json for r, _ in cases)
+    assert queries == []
+
+
+def test_rate_limit_per_ip_and_per_site(app, client, shop):
+    _, site, _ = shop
+    app.config["API_RATE_PER_IP"] = "3 per minute"
+    codes = [hit(client, site, visit=f"visit-{n:04d}").status_code for n in range(4)]
+    assert codes == [200, 200, 200, 429]
+    app.config.update(API_RATE_PER_IP="100 per minute", API_RATE_PER_SITE="2 per minute")
+    other_ip = {"REMOTE_ADDR": "127.0.0.9"}
+    body = json.dumps({"k": site.key, "v": "visitor-001", "s": "visit-0009", "u": "https://shop.example/"})
+    codes = [client.post("/api/v1/hit", data=body, headers={"Origin": ORIGIN},
+                         environ_base=other_ip).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+
+
+def test_hostile_values_are_stored_as_text(client, shop, factory):
+    account, site, block = shop
+    factory.rule(account, blocks=[block], address="ads@shop.example")
+    url = "https://shop.example/?utm_source=%3Cscript%3Ealert(1)%3C/script%3E&utm_term=%27%22%3E"
+    assert hit(client, site, url=url, r="https://evil.example/<img src=x>").status_code == 200
+    visit = db.session.scalar(select(Visit))
+    assert visit.utm_source == "<script>alert(1)</script>" and visit.utm_term == "'\">"
+
+
+def test_the_script_is_served_for_other_origins(client):
+    with client.get("/static/js/tracker.js") as response:
+        assert response.status_code == 200
+        assert response.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+        assert "max-age=300" in response.headers["Cache-Control"]
+        etag = response.headers["ETag"]
+    with client.get("/static/js/tracker.js", headers={"If-None-Match": etag}) as again:
+        assert again.status_code == 304
+
+
+def test_200_concurrent_lease_requests_against_a_pool_of_50(live_server, shop, factory):
+    account, site, block = shop
+    factory.rule(account, blocks=[block], mode="pool",
+                 pool=[f"p{n}@shop.example" for n in range(50)], fallback_address="fb@shop.example")
+    live_server.app.config.update(API_RATE_PER_IP="1000 per minute")
+    key = site.key
+
+    def request(n):
+        body = json.dumps({"k": key, "v": f"visitor-{n:04d}", "s": f"visit-{n:04d}",
+                           "u": "https://shop.example/"}).encode()
+        req = Request(f"{live_server.url}/api/v1/hit", data=body, method="POST",
+                      headers={"Origin": ORIGIN, "User-Agent": BROWSER, "Content-Type": "text/plain"})
+        with urlopen(req, timeout=60) as response:
+            return json.loads(response.read())["b"][0]["t"]
+
+    with ThreadPoolExecutor(max_workers=16) as executor:
+        answers = list(executor.map(request, range(200)))
+    leased = [a for a in answers if a != "fb@shop.example"]
+    assert len(leased) == 50 and len(set(leased)) == 50
+    assert answers.count("fb@shop.example") == 150
+    db.session.expire_all()
+    kinds = db.session.execute(select(Assignment.kind, func.count()).group_by(Assignment.kind)).all()
+    assert dict(kinds) == {"pool": 50, "fallback": 150}
