@@ -211,3 +211,14 @@ def test_200_concurrent_lease_requests_against_a_pool_of_50(live_server, shop, f
     db.session.expire_all()
     kinds = db.session.execute(select(Assignment.kind, func.count()).group_by(Assignment.kind)).all()
     assert dict(kinds) == {"pool": 50, "fallback": 150}
+
+
+def test_rule_page_shows_pool_usage(logged_in, user, factory):
+    site = factory.site(user.account, domains=["shop.example"])
+    block = factory.block(user.account, sites=[site])
+    rule = factory.rule(user.account, blocks=[block], mode="pool", pool=["p1@shop.example"],
+                        fallback_address="fb@shop.example")
+    for n in range(3):
+        hit(logged_in, site, visit=f"visit-{n:04d}")
+    page = logged_in.get(f"/rules/{rule.id}").get_data(as_text=True)
+    assert "1 leased now; peak 1 of 1 addresses; 2 visits got the fallback" in page
