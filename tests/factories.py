@@ -3,7 +3,17 @@
 import itertools
 
 from tracker.extensions import db
-from tracker.models import Account, Credential, Mailbox, MailboxFolder, Site, SiteDomain, User
+from tracker.models import (
+    Account,
+    Credential,
+    Email,
+    Mailbox,
+    MailboxFolder,
+    Site,
+    SiteDomain,
+    User,
+    utcnow,
+)
 
 _seq = itertools.count(1)
 # Hashing is slow on purpose; tests hash each password once.
@@ -108,3 +118,18 @@ class Factory:
         db.session.add(rule)
         db.session.commit()
         return rule
+
+    def email(self, mailbox, at=None, sender="lead@example.org", recipient="info@shop.example",
+              folder="INBOX", uidvalidity=1, uid=None, commit=True, **fields):
+        """A stored email of a mailbox (as a sync would store it)."""
+        n = next(_seq)
+        email = Email(
+            account_id=mailbox.account_id, mailbox_id=mailbox.id, folder=folder,
+            uidvalidity=uidvalidity, uid=uid or n, fingerprint=fields.pop("fingerprint", f"<{n}@x>"),
+            internaldate=at or utcnow(), from_address=sender, recipient=recipient,
+            recipients=[recipient] if recipient else [], **fields,
+        )
+        db.session.add(email)
+        if commit:
+            db.session.commit()
+        return email

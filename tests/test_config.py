@@ -13,7 +13,8 @@ from tracker import create_app
 ROOT = Path(__file__).resolve().parent.parent
 ENV_NAMES = ["DATABASE_URL", "REDIS_URL", "SECRET_KEY", "FERNET_KEYS", "BASE_URL", "INSTANCE_PATH",
              "ALLOW_PRIVATE_IMAP_HOSTS", "IMAP_ALLOWED_PORTS", "IMAP_CA_FILE",
-             "IMAP_TIMEOUT_SECONDS"]
+             "IMAP_TIMEOUT_SECONDS", "SYNC_INTERVAL_SECONDS", "FIRST_SYNC_HOURS", "SYNC_BATCH_SIZE",
+             "SYNC_JOB_TIMEOUT", "SYNC_RETRY_INTERVALS"]
 
 
 @pytest.fixture
@@ -72,6 +73,13 @@ def test_environment_and_dotenv(clean_env, monkeypatch):
         ("IMAP_TIMEOUT_SECONDS", "ten"),
         ("IMAP_TIMEOUT_SECONDS", "0"),
         ("IMAP_TIMEOUT_SECONDS", "15"),
+        ("SYNC_INTERVAL_SECONDS", "10"),
+        ("SYNC_INTERVAL_SECONDS", "often"),
+        ("FIRST_SYNC_HOURS", "0"),
+        ("SYNC_BATCH_SIZE", "-5"),
+        ("SYNC_JOB_TIMEOUT", "1.5"),
+        ("SYNC_RETRY_INTERVALS", "60,soon"),
+        ("SYNC_RETRY_INTERVALS", " , "),
     ],
 )
 def test_unusable_value_stops_startup_naming_the_variable(clean_env, monkeypatch, name, value):
@@ -117,3 +125,19 @@ def test_imap_settings_from_the_environment(clean_env, monkeypatch):
     assert app.config["IMAP_ALLOWED_PORTS"] == [993, 1993]
     assert app.config["IMAP_CA_FILE"] == str(ca)
     assert app.config["IMAP_TIMEOUT_SECONDS"] == 4.5
+
+
+def test_sync_settings(clean_env, monkeypatch):
+    app = create_app()
+    assert app.config["SYNC_INTERVAL_SECONDS"] == 600
+    assert app.config["FIRST_SYNC_HOURS"] == 24
+    assert app.config["SYNC_BATCH_SIZE"] == 500
+    assert app.config["SYNC_RETRY_INTERVALS"] == [60, 300, 900]
+    monkeypatch.setenv("SYNC_INTERVAL_SECONDS", "300")
+    monkeypatch.setenv("FIRST_SYNC_HOURS", "48")
+    monkeypatch.setenv("SYNC_BATCH_SIZE", "200")
+    monkeypatch.setenv("SYNC_RETRY_INTERVALS", "10, 20")
+    app = create_app()
+    assert (app.config["SYNC_INTERVAL_SECONDS"], app.config["FIRST_SYNC_HOURS"],
+            app.config["SYNC_BATCH_SIZE"]) == (300, 48, 200)
+    assert app.config["SYNC_RETRY_INTERVALS"] == [10, 20]

@@ -72,7 +72,8 @@ def canonical_address(text):
         return None
     local, domain = value.split("@")
     domain = domain.rstrip(".").lower()
-    if not local or not domain:
+    if (not local or not domain or len(value) > 320
+            or any(c.isspace() or unicodedata.category(c) == "Cc" for c in value)):
         return None
     if "xn--" in domain:
         try:

@@ -35,6 +35,11 @@ ENV_VARS = {
     "IMAP_ALLOWED_PORTS": str,
     "IMAP_CA_FILE": str,
     "IMAP_TIMEOUT_SECONDS": str,
+    "SYNC_INTERVAL_SECONDS": str,
+    "FIRST_SYNC_HOURS": str,
+    "SYNC_BATCH_SIZE": str,
+    "SYNC_JOB_TIMEOUT": str,
+    "SYNC_RETRY_INTERVALS": str,
 }
 
 # A web request must never wait on IMAP for 15 seconds or more.
@@ -75,6 +80,16 @@ def defaults(instance_path):
         "IMAP_ALLOWED_PORTS": "993,143",
         "IMAP_CA_FILE": "",
         "IMAP_TIMEOUT_SECONDS": 10,
+        # Sync: how often a mailbox is read, how far back the first sync looks, how many
+        # messages one transaction stores, how long one sync may take, and the backoff
+        # (seconds) of the retries after a network error.
+        "SYNC_INTERVAL_SECONDS": 600,
+        "FIRST_SYNC_HOURS": 24,
+        "SYNC_BATCH_SIZE": 500,
+        "SYNC_JOB_TIMEOUT": 1800,
+        "SYNC_RETRY_INTERVALS": "60,300,900",
+        # How many runs of each mailbox its sync log keeps.
+        "SYNC_RUNS_KEPT": 50,
     }
 
 
@@ -156,6 +171,7 @@ def finalize(config, instance_path):
             raise ConfigError(f"{name} is not a rate such as '5 per 15 minutes'.") from None
 
     _finalize_imap(config)
+    _finalize_sync(config)
 
     # Flask-Limiter keeps its counters in the same Redis.
     config.setdefault("RATELIMIT_STORAGE_URI", redis_url)
@@ -207,3 +223,34 @@ def _finalize_imap(config):
             f"{MAX_IMAP_TIMEOUT}."
         ) from None
     config["IMAP_TIMEOUT_SECONDS"] = timeout
+
+
+def _positive_int(config, name, low, high, what):
+    try:
+        value = int(str(config.get(name)).strip())
+        if not low <= value <= high:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be {what} from {low} to {high}.") from None
+    config[name] = value
+
+
+def _finalize_sync(config):
+    """Validate the sync settings and parse them into integers."""
+    _positive_int(config, "SYNC_INTERVAL_SECONDS", 60, 7 * 86400, "a number of seconds")
+    _positive_int(config, "FIRST_SYNC_HOURS", 1, 24 * 365, "a number of hours")
+    _positive_int(config, "SYNC_BATCH_SIZE", 1, 5000, "a number of messages")
+    _positive_int(config, "SYNC_JOB_TIMEOUT", 60, 86400, "a number of seconds")
+    _positive_int(config, "SYNC_RUNS_KEPT", 1, 10000, "a number of runs")
+    intervals = config.get("SYNC_RETRY_INTERVALS")
+    if isinstance(intervals, str):
+        intervals = [p.strip() for p in intervals.split(",") if p.strip()]
+    try:
+        intervals = [int(i) for i in intervals or ()]
+        if not 0 < len(intervals) <= 20 or not all(0 <= i <= 86400 for i in intervals):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(
+            "SYNC_RETRY_INTERVALS is not a comma-separated list of seconds such as '60,300,900'."
+        ) from None
+    config["SYNC_RETRY_INTERVALS"] = intervals

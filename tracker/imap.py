@@ -16,6 +16,7 @@ Public: ServerParams, options, connect, session, check_connection, list_folders,
 examine, failure, describe, CheckResult, ImapError, PERMANENT.
 """
 
+import ast
 import imaplib
 import ipaddress
 import logging
@@ -117,6 +118,8 @@ MESSAGES = {
     "password_unreadable": _l("The stored password cannot be decrypted with the current "
                               "FERNET_KEYS: enter the password again."),
 }
+# The server's own explanation, added to a failed sign-in.
+SERVER_SAID = _l("The server said: “%(detail)s”")
 # Extra words for a failed sign-in, per mail service.
 AUTH_NOTES = {
     "outlook": _l("Personal Microsoft accounts no longer accept passwords over IMAP since "
@@ -145,6 +148,8 @@ def describe(code, params=None):
         text = str(template) % params if "%(" in str(template) else str(template)
     except (KeyError, TypeError, ValueError):
         text = str(template)
+    if code == "auth_failed" and params.get("detail"):
+        text = f"{text} {SERVER_SAID % {'detail': params['detail']}}"
     note = AUTH_NOTES.get(params.get("service")) if code == "auth_failed" else None
     return f"{text} {note}" if note else text
 
@@ -170,7 +175,7 @@ def failure(exc, params, *, timeout=DEFAULT_TIMEOUT):
         if code == "timeout":
             extra = {"seconds": _seconds(timeout), **extra}
     elif isinstance(exc, imap_errors.LoginError):
-        code, extra = "auth_failed", {"service": params.service}
+        code, extra = "auth_failed", {"service": params.service, "detail": server_words(exc)}
     elif isinstance(exc, imap_errors.CapabilityError):
         code, extra = "starttls_unsupported", {}
     elif isinstance(exc, socket.gaierror):
@@ -198,6 +203,21 @@ def failure(exc, params, *, timeout=DEFAULT_TIMEOUT):
                        exc_info=exc)
         code, extra = "server_error", {"detail": type(exc).__name__}
     return CheckResult(False, code, {**where, **extra})
+
+
+def server_words(exc, limit=200):
+    """What the server said in an imaplib/imapclient error, as readable text.
+
+    imapclient wraps the server's bytes in str(), giving "b'[AUTHENTICATIONFAILED] ...'".
+    """
+    text = str(exc).strip()
+    if text[:2] in ("b'", 'b"') and text[-1:] == text[1]:
+        try:
+            text = ast.literal_eval(text).decode("utf-8", "replace")
+        except (ValueError, SyntaxError, UnicodeError):
+            pass
+    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return text[:limit]
 
 
 def _seconds(value):

@@ -24,7 +24,8 @@ MAX_RECIPIENTS = 100
 # Header values beyond this are cut before parsing: a 1 MB To: line is an attack, not mail.
 MAX_HEADER = 64 * 1024
 
-_MESSAGE_ID = re.compile(r"<([^<>\s]{1,998})>")
+# No control characters: NUL in particular cannot be stored on PostgreSQL.
+_MESSAGE_ID = re.compile(r"<([^<>\s\x00-\x1f\x7f]{1,998})>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 

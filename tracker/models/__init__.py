@@ -7,9 +7,10 @@ from tracker.models.mailboxes import Credential, Mailbox, MailboxFolder, email_c
 from tracker.models.blocks import Block, BlockAddress
 from tracker.models.rules import PoolAddress, Rule, RuleCondition
 from tracker.models.visits import Assignment, Display, Visit
+from tracker.models.emails import Email, SyncRun
 
 __all__ = [
-    "Account", "AccountOwned", "Assignment", "Block", "BlockAddress", "Credential", "Display", "Mailbox",
-    "MailboxFolder", "PoolAddress", "Rule", "RuleCondition", "Site", "SiteDomain", "User", "Visit",
-    "email_count", "utcnow",
+    "Account", "AccountOwned", "Assignment", "Block", "BlockAddress", "Credential", "Display",
+    "Email", "Mailbox", "MailboxFolder", "PoolAddress", "Rule", "RuleCondition", "Site",
+    "SiteDomain", "SyncRun", "User", "Visit", "email_count", "utcnow",
 ]

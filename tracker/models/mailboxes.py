@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tracker import crypto
@@ -125,11 +125,30 @@ class MailboxFolder(db.Model):
     )
     name: Mapped[str] = mapped_column(String(500), nullable=False)
     position: Mapped[int] = mapped_column(default=0, nullable=False)
+    # Sync state. The UIDVALIDITY the folder had at the last sync and the highest UID
+    # read under it (None: never synced); both advance in the same transaction as the
+    # emails they cover.
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int | None] = mapped_column(BigInteger)
+    synced_at: Mapped[datetime | None]
+    # None: never synced; "ok"; or a tracker.imap failure code (e.g. folder_missing).
+    status: Mapped[str | None] = mapped_column(String(32))
+    # The server's own words about the last failure, if any.
+    last_error: Mapped[str | None] = mapped_column(String(1000))
 
     mailbox: Mapped[Mailbox] = relationship(back_populates="folders")
+
+    @property
+    def status_message(self):
+        if not self.status or self.status == "ok":
+            return None
+        return describe(self.status, {"folder": self.name, "detail": self.last_error or ""})
 
 
 def email_count(mailbox):
     """How many emails of the mailbox are stored."""
-    # TODO(next issue): count Email rows once the Email model exists.
-    return 0
+    from tracker.models.emails import Email
+
+    return db.session.scalar(
+        select(func.count()).select_from(Email).where(Email.mailbox_id == mailbox.id)
+    ) or 0

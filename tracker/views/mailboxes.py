@@ -3,14 +3,16 @@
 from flask import Blueprint, abort, current_app, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import or_
+from redis.exceptions import RedisError
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from wtforms.validators import ValidationError
 
 from tracker import crypto, imap
 from tracker.extensions import db
 from tracker.forms.mailboxes import MailboxForm
-from tracker.models import Credential, Mailbox, MailboxFolder, email_count, utcnow
+from tracker.jobs.sync import enqueue_recount, enqueue_sync, sync_state
+from tracker.models import Credential, Mailbox, MailboxFolder, SyncRun, email_count, utcnow
 from tracker.views.helpers import (
     get_owned,
     is_htmx,
@@ -148,11 +150,36 @@ def _load_folders(form, mailbox):
                  folders_loaded=not error)
 
 
+def _last_runs(mailbox_ids):
+    """The newest sync run of each mailbox, by mailbox id."""
+    if not mailbox_ids:
+        return {}
+    newest = (select(func.max(SyncRun.id)).where(SyncRun.mailbox_id.in_(mailbox_ids))
+              .group_by(SyncRun.mailbox_id))
+    runs = db.session.scalars(select(SyncRun).where(SyncRun.id.in_(newest)))
+    return {run.mailbox_id: run for run in runs}
+
+
+def _sync_widget(mailbox, note=None, oob=False):
+    """The sync-status widget of one mailbox: it polls while a sync is pending.
+
+    Once nothing is pending it answers 286, which tells htmx to stop polling; with
+    `oob` it also refreshes the row's status and email count.
+    """
+    state = sync_state(mailbox.id)
+    return render("mailboxes/_sync.html", status=200 if state.pending else 286,
+                  mailbox=mailbox, state=state, last_run=_last_runs([mailbox.id]).get(mailbox.id),
+                  note=note, oob=oob)
+
+
 @bp.get("/")
 def index():
     q = search_term()
     page = paginate(_filtered(q))
-    return render("mailboxes/index.html", "results", page=page, q=q)
+    ids = [mailbox.id for mailbox in page.items]
+    states = {mailbox_id: sync_state(mailbox_id) for mailbox_id in ids}
+    return render("mailboxes/index.html", "results", page=page, q=q, states=states,
+                  last_runs=_last_runs(ids))
 
 
 @bp.get("/new")
@@ -198,8 +225,12 @@ def update(mailbox_id):
         return helper
     if not form.validate_on_submit():
         return _invalid(form, mailbox)
+    period = mailbox.repeat_period_seconds
     if not _save(form, mailbox):
         return _invalid(form, mailbox)
+    if mailbox.repeat_period_seconds != period:
+        # Stored emails are counted again with the new period, in a worker.
+        enqueue_recount(mailbox.id)
     return _saved(mailbox)
 
 
@@ -247,3 +278,48 @@ def delete_mailbox(mailbox_id):
     db.session.commit()
     flash(_("Mailbox %(address)s deleted.", address=address), "success")
     return redirect_to(url_for("mailboxes.index"))
+
+
+@bp.post("/<int:mailbox_id>/sync")
+def sync_now(mailbox_id):
+    """«Sync now»: queue a sync at once (a pending one is not queued twice)."""
+    mailbox = get_owned(Mailbox, mailbox_id)
+    if not mailbox.active:
+        note = _("Mailbox %(address)s is inactive: switch it on to sync it.",
+                 address=mailbox.address)
+    else:
+        try:
+            enqueue_sync(mailbox.id, trigger="manual")
+            note = None
+        except RedisError:
+            current_app.logger.warning("Redis unavailable: mailbox %s not queued", mailbox.id)
+            note = _("The job queue is not reachable right now; try again in a minute.")
+    if is_htmx():
+        response = _sync_widget(mailbox, note=note)
+        response.status_code = 200
+        return response
+    if note:
+        flash(note, "warning")
+    else:
+        flash(_("Mailbox %(address)s will be synced in a moment.", address=mailbox.address),
+              "success")
+    return redirect_to(url_for("mailboxes.index"))
+
+
+@bp.get("/<int:mailbox_id>/sync-status")
+def sync_status(mailbox_id):
+    """The widget again, for its polling."""
+    return _sync_widget(get_owned(Mailbox, mailbox_id), oob=True)
+
+
+@bp.get("/<int:mailbox_id>/runs")
+def runs(mailbox_id):
+    """The mailbox's sync log: its folders' state and the last runs."""
+    mailbox = get_owned(Mailbox, mailbox_id)
+    rows = db.session.scalars(
+        select(SyncRun).where(SyncRun.mailbox_id == mailbox.id)
+        .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
+        .limit(current_app.config["SYNC_RUNS_KEPT"])
+    ).all()
+    return render("mailboxes/runs.html", mailbox=mailbox, runs=rows,
+                  state=sync_state(mailbox.id), emails=email_count(mailbox))

@@ -1,0 +1,89 @@
+"""Emails read from mailboxes, and the log of sync runs."""
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tracker.extensions import db
+from tracker.imap import describe
+from tracker.models.base import AccountOwned
+
+
+class Email(AccountOwned, db.Model):
+    """One message seen in a folder of a mailbox (обращение): its headers and whether it counts.
+
+    A row is identified by (mailbox, folder, UIDVALIDITY, UID), which is what makes a
+    sync safe to repeat. `fingerprint` (the Message-ID, or a digest of Date, From, To
+    and Subject) finds the row again when the server renumbers a folder.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("mailbox_id", "folder", "uidvalidity", "uid"),
+        Index("ix_email_mailbox_id_fingerprint", "mailbox_id", "fingerprint"),
+        Index("ix_email_mailbox_id_internaldate", "mailbox_id", "internaldate"),
+        # The repeat rule reads the emails of one sender/recipient pair.
+        Index("ix_email_mailbox_id_pair", "mailbox_id", "from_address", "recipient"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Indexed by the composite indexes above, which all start with it.
+    mailbox_id: Mapped[int] = mapped_column(
+        ForeignKey("mailbox.id", ondelete="CASCADE"), nullable=False
+    )
+    folder: Mapped[str] = mapped_column(String(500), nullable=False)
+    # 32-bit unsigned on the wire: too large for a signed INTEGER on PostgreSQL.
+    uidvalidity: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    uid: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    message_id: Mapped[str | None] = mapped_column(String(500))
+    fingerprint: Mapped[str] = mapped_column(String(500), nullable=False)
+    # When the server received the message (naive UTC): the email's time everywhere.
+    internaldate: Mapped[datetime] = mapped_column(nullable=False)
+    date_header: Mapped[datetime | None]
+    from_address: Mapped[str | None] = mapped_column(String(320))
+    from_name: Mapped[str] = mapped_column(String(200), default="", nullable=False)
+    # Canonical addresses from Delivered-To, X-Original-To, To and Cc, in that order.
+    recipients: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
+    # The address it was delivered to, as best the headers tell: for repeats and reports.
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(1000), default="", nullable=False)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    # A new request (True) or a repeat within the mailbox's repeat period (False).
+    counted: Mapped[bool] = mapped_column(default=True, nullable=False)
+
+
+class SyncRun(db.Model):
+    """One sync of a mailbox: when, how long, how many new emails, and what went wrong."""
+
+    __table_args__ = (Index("ix_sync_run_mailbox_id_started_at", "mailbox_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Indexed by the composite indexes above, which all start with it.
+    mailbox_id: Mapped[int] = mapped_column(
+        ForeignKey("mailbox.id", ondelete="CASCADE"), nullable=False
+    )
+    # "schedule" (rq cron) or "manual" (Sync now).
+    trigger: Mapped[str] = mapped_column(String(16), default="schedule", nullable=False)
+    started_at: Mapped[datetime] = mapped_column(nullable=False)
+    finished_at: Mapped[datetime | None]
+    new_emails: Mapped[int] = mapped_column(default=0, nullable=False)
+    # "running", "ok", or a tracker.imap failure code.
+    status: Mapped[str] = mapped_column(String(32), default="running", nullable=False)
+    status_params: Mapped[dict | None] = mapped_column(JSON)
+    # The server's own words, when it gave any (shown as they are, never translated).
+    error: Mapped[str | None] = mapped_column(String(1000))
+    # IMAP commands sent after LOGIN (LOGOUT excluded).
+    commands: Mapped[int | None]
+    # Events worth telling the user, e.g. a folder renumbered by the server: [{code, ...}].
+    events: Mapped[list | None] = mapped_column(JSON)
+
+    @property
+    def duration(self):
+        return self.finished_at - self.started_at if self.finished_at else None
+
+    @property
+    def message(self):
+        """The outcome in plain words, in the reader's language (None when all went well)."""
+        if self.status in ("ok", "running"):
+            return None
+        return describe(self.status, self.status_params)
