@@ -52,5 +52,14 @@ def create_app(test_config=None):
     security.init_app(app)
     login_manager.init_app(app)
     views.init_app(app)
+    _connect_signals()
     cli.init_app(app)
     return app
+
+
+def _connect_signals():
+    """Pipeline steps that listen to the sync (blinker keeps one connection per receiver)."""
+    from tracker.attribution import on_emails_stored
+    from tracker.sync import emails_stored
+
+    emails_stored.connect(on_emails_stored)

@@ -7,7 +7,7 @@ from sqlalchemy import or_, select
 
 from tracker.addresses import canonical_address
 from tracker.extensions import db
-from tracker.models import Assignment, PoolAddress, Rule, Visit
+from tracker.models import Assignment, Email, PoolAddress, Rule, Visit
 
 # A pool address no longer leased still points at its last holder for this long.
 ATTRIBUTION_WINDOW = timedelta(days=7)
@@ -138,3 +138,18 @@ def _dynamic_rule(account_id, address):
         if rule.dynamic_mode == "catchall" and canonical_address(f"x@{rule.catchall_domain}") == f"x@{domain}":
             return rule
     return None
+
+
+def attribute_emails(email_ids):
+    """Attribute freshly stored emails (called inside the sync's batch transaction)."""
+    emails = db.session.scalars(select(Email).where(Email.id.in_(email_ids))).all()
+    for email in emails:
+        result = attribute(email.account_id, email.recipients or [], email.internaldate)
+        email.rule_id, email.visit_id = result.rule_id, result.visit_id
+        email.tracked_address, email.attribution = result.address, result.kind
+        email.source = result.source or None
+
+
+def on_emails_stored(app, mailbox, email_ids):
+    """The sync's emails_stored signal: attribute each batch as it is stored."""
+    attribute_emails(email_ids)

@@ -50,6 +50,22 @@ class Email(AccountOwned, db.Model):
     size: Mapped[int | None] = mapped_column(BigInteger)
     # A new request (True) or a repeat within the mailbox's repeat period (False).
     counted: Mapped[bool] = mapped_column(default=True, nullable=False)
+    # Attribution (tracker.attribution): the rule and visit behind the tracked recipient,
+    # and a snapshot of the visit's source, kept even if the visit is deleted later.
+    # No rule: "not tracked".
+    rule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rule.id", ondelete="SET NULL"), index=True
+    )
+    visit_id: Mapped[int | None] = mapped_column(
+        ForeignKey("visit.id", ondelete="SET NULL"), index=True
+    )
+    tracked_address: Mapped[str | None] = mapped_column(String(320))
+    attribution: Mapped[str | None] = mapped_column(String(16))
+    source: Mapped[dict | None] = mapped_column(JSON)
+
+    @property
+    def tracked(self):
+        return self.rule_id is not None or self.attribution is not None
 
 
 class SyncRun(db.Model):
