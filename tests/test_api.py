@@ -243,3 +243,15 @@ def test_concurrent_page_views_of_one_visit_all_count(live_server, shop, factory
     visit = db.session.scalar(select(Visit))
     assert visit.page_views == 24
     assert db.session.scalar(select(func.count()).select_from(Assignment)) == 1
+
+
+def test_blocks_and_rules_are_cached_per_process_for_a_few_seconds(app, client, shop, factory):
+    account, site, block = shop
+    rule = factory.rule(account, blocks=[block], address="first@shop.example")
+    app.config["SITE_SETUP_CACHE_SECONDS"] = 60
+    assert hit(client, site, visit="visit-0001").json["b"][0]["t"] == "first@shop.example"
+    rule.static_address = "second@shop.example"
+    db.session.commit()
+    assert hit(client, site, visit="visit-0002").json["b"][0]["t"] == "first@shop.example"
+    app.config["SITE_SETUP_CACHE_SECONDS"] = 0  # no cache: every page view reads them
+    assert hit(client, site, visit="visit-0003").json["b"][0]["t"] == "second@shop.example"

@@ -72,6 +72,8 @@ def test_environment_and_dotenv(clean_env, monkeypatch):
         ("IMAP_TIMEOUT_SECONDS", "ten"),
         ("IMAP_TIMEOUT_SECONDS", "0"),
         ("IMAP_TIMEOUT_SECONDS", "15"),
+        ("SITE_SETUP_CACHE_SECONDS", "soon"),
+        ("SITE_SETUP_CACHE_SECONDS", "-1"),
     ],
 )
 def test_unusable_value_stops_startup_naming_the_variable(clean_env, monkeypatch, name, value):

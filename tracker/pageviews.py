@@ -26,9 +26,6 @@ BOT_AGENT = re.compile(
     re.I,
 )
 _CLIENT_ID = re.compile(r"[\w.\-]{1,100}")
-# A site's blocks and rules are cached per process for this many seconds (config
-# SITE_SETUP_CACHE_SECONDS): every page view needs them, and they rarely change.
-SETUP_TTL = 5
 
 
 class PayloadError(ValueError):
@@ -339,8 +336,11 @@ def site_setup(site):
 
 
 def cached_site_setup(site):
-    """site_setup(), kept per process for SITE_SETUP_CACHE_SECONDS (changes show up that late)."""
-    ttl = current_app.config.get("SITE_SETUP_CACHE_SECONDS", SETUP_TTL)
+    """site_setup(), kept per process for SITE_SETUP_CACHE_SECONDS (changes show up that late).
+
+    Every page view needs them and they rarely change; 0 turns the cache off.
+    """
+    ttl = current_app.config["SITE_SETUP_CACHE_SECONDS"]
     if not ttl:
         return site_setup(site)
     cache = current_app.extensions.setdefault("tracker.site_setups", {})
