@@ -5,10 +5,10 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.request import Request, urlopen
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import delete, event, func, select
 
 from tracker.extensions import db
-from tracker.models import Assignment, Display, Visit
+from tracker.models import Assignment, Display, Site, Visit
 
 ORIGIN = "https://shop.example"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126 Safari/537.36"
@@ -222,3 +222,47 @@ def test_rule_page_shows_pool_usage(logged_in, user, factory):
         hit(logged_in, site, visit=f"visit-{n:04d}")
     page = logged_in.get(f"/rules/{rule.id}").get_data(as_text=True)
     assert "1 leased now; peak 1 of 1 addresses; 2 visits got the fallback" in page
+
+
+def test_a_site_deleted_behind_the_cached_key_is_403(client, shop):
+    _, site, _ = shop
+    assert hit(client, site).status_code == 200  # the key is now cached in Redis
+    db.session.execute(delete(Site).where(Site.id == site.id))
+    db.session.commit()
+    response = hit(client, site, visit="visit-0002")
+    assert response.status_code == 403 and response.json == {"error": "unknown site key"}
+    assert hit(client, site, visit="visit-0003").status_code == 403  # from the database now
+
+
+def test_concurrent_page_views_of_one_visit_all_count(live_server, shop, factory):
+    account, site, block = shop
+    factory.rule(account, blocks=[block], mode="subaddress", base_address="info@shop.example")
+    key = site.key
+
+    def request(n):
+        body = json.dumps({"k": key, "v": "visitor-001", "s": "visit-0001",
+                           "u": f"https://shop.example/page{n}"}).encode()
+        req = Request(f"{live_server.url}/api/v1/hit", data=body, method="POST",
+                      headers={"Origin": ORIGIN, "User-Agent": BROWSER, "Content-Type": "text/plain"})
+        with urlopen(req, timeout=60) as response:
+            return json.loads(response.read())["b"][0]["t"]
+
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        answers = set(executor.map(request, range(24)))
+    assert len(answers) == 1  # one address for the visit, however its pages race
+    db.session.expire_all()
+    visit = db.session.scalar(select(Visit))
+    assert visit.page_views == 24
+    assert db.session.scalar(select(func.count()).select_from(Assignment)) == 1
+
+
+def test_blocks_and_rules_are_cached_per_process_for_a_few_seconds(app, client, shop, factory):
+    account, site, block = shop
+    rule = factory.rule(account, blocks=[block], address="first@shop.example")
+    app.config["SITE_SETUP_CACHE_SECONDS"] = 60
+    assert hit(client, site, visit="visit-0001").json["b"][0]["t"] == "first@shop.example"
+    rule.static_address = "second@shop.example"
+    db.session.commit()
+    assert hit(client, site, visit="visit-0002").json["b"][0]["t"] == "first@shop.example"
+    app.config["SITE_SETUP_CACHE_SECONDS"] = 0  # no cache: every page view reads them
+    assert hit(client, site, visit="visit-0003").json["b"][0]["t"] == "second@shop.example"

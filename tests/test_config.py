@@ -80,6 +80,8 @@ def test_environment_and_dotenv(clean_env, monkeypatch):
         ("SYNC_JOB_TIMEOUT", "1.5"),
         ("SYNC_RETRY_INTERVALS", "60,soon"),
         ("SYNC_RETRY_INTERVALS", " , "),
+        ("SITE_SETUP_CACHE_SECONDS", "soon"),
+        ("SITE_SETUP_CACHE_SECONDS", "-1"),
     ],
 )
 def test_unusable_value_stops_startup_naming_the_variable(clean_env, monkeypatch, name, value):

@@ -29,6 +29,7 @@ ENV_VARS = {
     "LOGIN_ATTEMPTS_PER_IP": str,
     "API_RATE_PER_IP": str,
     "API_RATE_PER_SITE": str,
+    "SITE_SETUP_CACHE_SECONDS": int,
     "RQ_QUEUE": str,
     "PROXY_COUNT": int,
     "ALLOW_PRIVATE_IMAP_HOSTS": _bool,
@@ -71,6 +72,8 @@ def defaults(instance_path):
         "LOGIN_ATTEMPTS_PER_IP": "20 per 15 minutes",
         "API_RATE_PER_IP": "120 per minute",
         "API_RATE_PER_SITE": "6000 per minute",
+        # Page views keep a site's blocks and rules this long per process.
+        "SITE_SETUP_CACHE_SECONDS": 5,
         "SESSION_COOKIE_SECURE": False,
         "PAGE_SIZE": 20,
         "PROXY_COUNT": 0,
@@ -169,6 +172,9 @@ def finalize(config, instance_path):
             parse_many(config[name])
         except ValueError:
             raise ConfigError(f"{name} is not a rate such as '5 per 15 minutes'.") from None
+
+    if not 0 <= int(config["SITE_SETUP_CACHE_SECONDS"]) <= 3600:
+        raise ConfigError("SITE_SETUP_CACHE_SECONDS must be between 0 and 3600.")
 
     _finalize_imap(config)
     _finalize_sync(config)

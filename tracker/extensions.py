@@ -34,11 +34,16 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record):
-    """SQLite: enforce foreign keys, let web and workers share the file."""
+    """SQLite: enforce foreign keys, let web and workers share the file.
+
+    WAL with synchronous=NORMAL: a commit does not wait for fsync (a power cut may
+    lose the last transactions, never consistency), which keeps the write lock short.
+    """
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
         # SQLite's lower() (and so ILIKE) folds ASCII only; Russian names need Unicode.

@@ -18,6 +18,11 @@ _PREFIX = "tracker:site:"
 _MISSING = "-"
 
 
+def cache_key(key):
+    """The Redis key under which a site key's entry is cached."""
+    return _PREFIX + key
+
+
 def lookup(redis, key):
     """{"id", "account_id", "domains"} for a site key, or None for an unknown key."""
     cached = redis.get(_PREFIX + key)

@@ -17,16 +17,19 @@
   var SKIP = /^(SCRIPT|STYLE|TEXTAREA|OPTION|NOSCRIPT|TEMPLATE)$/;
   var UTM = /[?&]utm_[a-z]+=[^&#]*/g;
   var blocks = [];
-  var shown = {};
-  var timer, reportTimer, last;
+  var shown = {}; // "block id address" -> times swapped, not yet reported
+  var was = {}; // block id -> the address shown before, replaced when a fresh answer differs
+  var reportTimer, last, observer;
 
   function warn(e) {
-    try { w.console && console.warn('[email-tracker] ' + e); } catch (x) { /* nothing to do */ }
+    try { console.warn('[email-tracker] ' + e); } catch (x) { /* no console */ }
   }
 
   function cookie(name) {
-    var m = d.cookie.match('(?:^|; )' + name + '=([^;]*)');
-    return m ? decodeURIComponent(m[1]) : '';
+    try {
+      var m = d.cookie.match('(?:^|; )' + name + '=([^;]*)');
+      return m ? decodeURIComponent(m[1]) : '';
+    } catch (e) { return ''; } // sandboxed documents throw on document.cookie
   }
 
   // localStorage, else a first-party cookie; blocked storage just means no memory.
@@ -49,33 +52,36 @@
 
   function esc(s) { return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); }
 
-  // Replace the original addresses of `map` (lowercase original -> tracked) in text and mailto links under root.
-  function swap(root, map, block) {
-    var keys = [], k, n = 0, node, walker, list = [], i, a, href, at;
-    for (k in map) keys.push(esc(k));
-    if (!keys.length || !root) return 0;
-    var re = new RegExp('(^|[^\\w.+-])(' + keys.join('|') + ')(?![\\w-]|\\.[\\w-])', 'gi');
-    walker = d.createTreeWalker(root, 4, null, false);
-    while ((node = walker.nextNode())) list.push(node);
+  // Nodes whose text the visitor edits or never sees as text.
+  function bad(n) { return !n || SKIP.test(n.nodeName) || n.isContentEditable; }
+
+  // Replace the addresses of `map` (lowercase original -> tracked) in text and mailto links under roots.
+  function swap(roots, map, block) {
+    var keys = [], k, n = 0, node, walker, list = [], i, r, href, at, v, re;
+    for (k in map) if (k && k !== map[k].toLowerCase()) keys.push(esc(k));
+    if (!keys.length) return 0;
+    re = new RegExp('(^|[^\\w.+-])(' + keys.join('|') + ')(?![\\w-]|\\.[\\w-])', 'gi');
+    for (r = 0; r < roots.length; r++) {
+      // The root itself may be a text node (late text) or a link (a changed href).
+      list.push(roots[r]);
+      walker = d.createTreeWalker(roots[r], 4, null, false);
+      while ((node = walker.nextNode())) list.push(node);
+      if (roots[r].querySelectorAll) list.push.apply(list, roots[r].querySelectorAll('a'));
+    }
     for (i = 0; i < list.length; i++) {
       node = list[i];
-      a = node.parentNode;
-      if (!a || SKIP.test(a.nodeName) || a.isContentEditable) continue;
-      re.lastIndex = 0;
-      if (re.test(node.data)) {
-        node.data = node.data.replace(re, function (all, pre, addr) { n++; return pre + map[addr.toLowerCase()]; });
-      }
-    }
-    list = root.querySelectorAll ? root.querySelectorAll('a[href]') : [];
-    if (root.nodeName === 'A') list = [root].concat([].slice.call(list));
-    for (i = 0; i < list.length; i++) {
-      href = list[i].getAttribute('href');
-      if (!/^mailto:/i.test(href)) continue;
-      at = href.slice(7).split('?');
-      k = decodeURIComponent(at[0]).toLowerCase();
-      if (map[k]) {
-        list[i].setAttribute('href', 'mailto:' + map[k] + (at.length > 1 ? '?' + at.slice(1).join('?') : ''));
-        n++;
+      if (node.nodeType === 3) {
+        if (bad(node.parentNode)) continue;
+        v = node.data.replace(re, function (all, pre, addr) { n++; return pre + map[addr.toLowerCase()]; });
+        if (v !== node.data) node.data = v;
+      } else if (node.getAttribute && /^mailto:/i.test(href = node.getAttribute('href')) && !bad(node)) {
+        at = href.slice(7).split('?');
+        k = map[decodeURIComponent(at[0]).toLowerCase()];
+        if (k) {
+          at[0] = 'mailto:' + k; // the ?subject= and other parameters stay
+          node.setAttribute('href', at.join('?'));
+          n++;
+        }
       }
     }
     if (n) count(block, n);
@@ -85,55 +91,58 @@
   function count(block, n) {
     var id = block.i + ' ' + block.t;
     shown[id] = (shown[id] || 0) + n;
-    clearTimeout(reportTimer);
-    reportTimer = setTimeout(report, 1000);
+    reportTimer = reportTimer || setTimeout(report, 1000);
   }
 
-  function apply() {
-    var i, b, map, els, j, done;
-    if (!d.body) return;
-    observer && observer.disconnect();
-    try {
-      for (i = 0; i < blocks.length; i++) {
-        b = blocks[i];
-        map = {};
-        for (j = 0; j < (b.f || []).length; j++) map[b.f[j].toLowerCase()] = b.t;
-        if (!b.q) { swap(d.body, map, b); continue; }
-        els = d.querySelectorAll(b.q);
-        for (j = 0; j < els.length; j++) {
-          // With addresses given, swap them inside the element; without, the element's text is the address.
-          if (b.f && b.f.length) swap(els[j], map, b);
-          else if (els[j].textContent !== b.t) {
-            map[els[j].textContent.trim().toLowerCase()] = b.t;
-            swap(els[j], map, b) || count(b, 1);
-            els[j].textContent = b.t;
+  // Swap every block: "find in code" blocks under roots, element blocks wherever their selector finds them.
+  function apply(roots) {
+    var i, j, b, f, map, els, t;
+    for (i = 0; i < blocks.length; i++) {
+      b = blocks[i];
+      f = b.f || [];
+      map = {};
+      for (j = 0; j < f.length; j++) map[f[j].toLowerCase()] = b.t;
+      if (was[b.i]) map[was[b.i]] = b.t;
+      was[b.i] = b.t.toLowerCase();
+      try {
+        if (!b.q) swap(roots, map, b);
+        else {
+          els = d.querySelectorAll(b.q);
+          for (j = 0; j < els.length; j++) {
+            if (bad(els[j])) continue;
+            // With addresses given, swap them inside the element; without, the element's text is the address.
+            t = els[j].textContent.trim().toLowerCase();
+            if (!f.length && t) map[t] = b.t;
+            if (!swap([els[j]], map, b) && !f.length && t && t !== was[b.i]) {
+              els[j].textContent = b.t; // the address is split over several nodes
+              count(b, 1);
+            }
           }
         }
-      }
-    } catch (e) { warn(e); }
-    observer && observer.observe(d.documentElement, {childList: true, subtree: true, characterData: true});
+      } catch (e) { warn(e); }
+    }
+    observer && observer.takeRecords(); // our own changes are no new content
   }
 
-  function send(path, body, cb) {
+  // A string body goes as text/plain: no CORS preflight. A slow answer is given up after 4 s.
+  function send(body, cb) {
     var x = new XMLHttpRequest();
-    x.open('POST', api + path);
-    x.setRequestHeader('Content-Type', 'text/plain');
+    x.open('POST', api + 'hit');
     x.timeout = 4000;
     x.onload = function () {
-      try { x.status === 200 && cb && cb(JSON.parse(x.responseText)); } catch (e) { warn(e); }
+      try { x.status === 200 && cb(JSON.parse(x.responseText)); } catch (e) { warn(e); }
     };
     x.send(JSON.stringify(body));
   }
 
   function report() {
-    var d2 = [], id, p, body;
-    for (id in shown) { p = id.split(' '); d2.push([+p[0], p[1], shown[id]]); }
+    var rows = [], id, p, body;
+    for (id in shown) { p = id.split(' '); rows.push([+p[0], p[1], shown[id]]); }
     shown = {};
-    if (!d2.length) return;
-    body = {k: key, v: visitor, s: visit.s, d: d2};
-    try {
-      navigator.sendBeacon ? navigator.sendBeacon(api + 'display', JSON.stringify(body)) : send('display', body);
-    } catch (e) { warn(e); }
+    reportTimer = 0;
+    if (!rows.length) return;
+    body = {k: key, v: visitor, s: visit.s, d: rows};
+    try { navigator.sendBeacon(api + 'display', JSON.stringify(body)); } catch (e) { warn(e); }
   }
 
   var visitor = load('et_v');
@@ -149,24 +158,30 @@
         visit = {s: rid(), u: utm};
       } else if (visit.b) {
         blocks = visit.b; // same visit: swap from the cached answer now, refresh below
-        apply();
+        apply([d.documentElement]);
       }
       visit.a = now;
       save('et_s', visit);
-      send('hit', {k: key, v: visitor, s: visit.s, u: location.href, r: d.referrer,
+      send({k: key, v: visitor, s: visit.s, u: location.href, r: d.referrer,
         ga: cookie('_ga'), ym: cookie('_ym_uid'), wd: !!navigator.webdriver}, function (res) {
-        blocks = res.b || [];
-        visit.b = blocks;
+        blocks = visit.b = res.b || [];
         save('et_s', visit);
-        apply();
+        apply([d.documentElement]);
       });
     } catch (e) { warn(e); }
   }
 
-  var observer = w.MutationObserver && new MutationObserver(function () {
-    clearTimeout(timer);
-    timer = setTimeout(apply, 30);
-  });
+  // Late content (also the rest of the page while it loads) is swapped before it is painted.
+  try {
+    observer = new MutationObserver(function (records) {
+      var roots = [], i;
+      for (i = 0; i < records.length; i++) {
+        roots.push.apply(roots, records[i].type === 'childList' ? records[i].addedNodes : [records[i].target]);
+      }
+      apply(roots);
+    });
+    observer.observe(d.documentElement, {childList: true, subtree: true, characterData: true, attributeFilter: ['href']});
+  } catch (e) { warn(e); }
 
   d.addEventListener('copy', function (e) {
     try {
@@ -176,7 +191,7 @@
           out = out.replace(new RegExp(esc(blocks[i].f[j]), 'gi'), blocks[i].t);
         }
       }
-      if (out !== text && e.clipboardData) {
+      if (out !== text) {
         e.clipboardData.setData('text/plain', out);
         e.preventDefault();
       }
@@ -195,6 +210,5 @@
   w.addEventListener('popstate', pageview);
   w.addEventListener('pagehide', report);
   w.emailTracker = {refresh: function () { last = 0; pageview(); }};
-  if (d.readyState === 'loading') d.addEventListener('DOMContentLoaded', apply);
   pageview();
 })(window, document);

@@ -8,25 +8,33 @@ Origin (403, the key through the Redis-cached registry).
 import json
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, g, jsonify, make_response, request
+from flask import Blueprint, current_app, g, jsonify, make_response, request
 from flask_limiter.util import get_remote_address
 from redis import Redis
 
 from tracker import pageviews, siteregistry
-from tracker.extensions import csrf, db, limiter
-from tracker.models import Site
+from tracker.extensions import csrf, limiter
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 
 MAX_BODY = 4096
 SCRIPT = "js/tracker.js"
+# One client (a connection pool) per Redis URL and process: a connection per request
+# costs more than the rest of a page view's Redis work.
+_clients = {}
 
 
 def _redis():
-    if "api_redis" not in g:
-        g.api_redis = Redis.from_url(current_app.config["REDIS_URL"])
-    return g.api_redis
+    url = current_app.config["REDIS_URL"]
+    if url not in _clients:
+        _clients[url] = Redis.from_url(url)
+    return _clients[url]
+
+
+def _site():
+    info = g.api_site
+    return pageviews.SiteRef(info["id"], info["account_id"], tuple(info["domains"]))
 
 
 def _error(status, message):
@@ -110,10 +118,13 @@ def hit():
         page_view = pageviews.parse_hit(_payload())
     except pageviews.PayloadError as exc:
         return _error(400, str(exc))
-    site = db.session.get(Site, g.api_site["id"]) or abort(403)
-    answer = pageviews.record_page_view(
-        site, page_view, request.headers.get("User-Agent", "")[:500], _redis()
-    )
+    try:
+        answer = pageviews.record_page_view(
+            _site(), page_view, request.headers.get("User-Agent", "")[:500], _redis()
+        )
+    except pageviews.SiteGone:
+        _redis().delete(siteregistry.cache_key(_site_key()))
+        return _error(403, "unknown site key")
     return jsonify(answer)
 
 
@@ -127,8 +138,7 @@ def display():
         visit_id, rows = pageviews.parse_displays(_payload())
     except pageviews.PayloadError as exc:
         return _error(400, str(exc))
-    site = db.session.get(Site, g.api_site["id"]) or abort(403)
-    stored = pageviews.record_displays(site, visit_id, rows)
+    stored = pageviews.record_displays(_site(), visit_id, rows)
     return jsonify(stored=stored)
 
 
@@ -163,9 +173,3 @@ def too_large(exc):
 def too_many(exc):
     return _error(429, "too many requests; slow down")
 
-
-@bp.teardown_request
-def close_redis(_exc):
-    client = g.pop("api_redis", None)
-    if client is not None:
-        client.close()

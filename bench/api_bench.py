@@ -1,0 +1,207 @@
+"""Benchmark the page-view API against a bare Flask JSON endpoint under the same gunicorn.
+
+    /work/main/.venv/bin/python bench/api_bench.py [--duration 15] [--warmup 3]
+
+Starts a throw-away Redis and a SQLite database in a temporary directory, creates
+a site with a "find in code" block and a dynamic (sub-address) rule, and serves
+the app (wsgi:app) and bench/bare_app.py with identical gunicorn settings on free
+loopback ports. Then drives each with wrk (Debian package `wrk`) at 32 connections:
+the tracker twice (every request a new visit; page views of 1,000 returning
+visits), the bare endpoint once. Prints a Markdown table for docs/benchmarks.md.
+Traffic goes to 127.0.0.1 only.
+"""
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.services.ports import free_port  # noqa: E402
+from tests.services.redis_server import RedisServer  # noqa: E402
+
+CONNECTIONS = 32
+WORKERS = 2
+SITE_KEY = "bench-site-key-0001"
+THREADS = 1
+
+
+def setup_database(env):
+    """Schema plus one site on bench.example, a block and a sub-address rule for everyone."""
+    os.environ.update(env)
+    from cryptography.fernet import Fernet  # noqa: F401  (the app validates FERNET_KEYS)
+
+    from tests.factories import Factory
+    from tracker import create_app
+    from tracker.extensions import db
+
+    app = create_app()
+    with app.app_context():
+        db.create_all()
+        factory = Factory(password="bench password")
+        account = factory.account("Bench")
+        site = factory.site(account, name="Bench", domains=["bench.example"])
+        site.key = SITE_KEY
+        db.session.commit()
+        block = factory.block(account, sites=[site], addresses=["info@bench.example"])
+        factory.rule(account, blocks=[block], mode="subaddress", base_address="info@bench.example")
+        db.session.remove()
+        db.engine.dispose()
+
+
+def gunicorn_command(threads):
+    """The same settings for both servers: 2 workers, sync (or gthread with threads > 1)."""
+    worker_class = ["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else \
+        ["--worker-class", "sync"]
+    return [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), *worker_class,
+            "--log-level", "warning"]
+
+
+def start_gunicorn(app_module, port, env, cwd, log, threads):
+    process = subprocess.Popen(
+        [*gunicorn_command(threads), "--bind", f"127.0.0.1:{port}", app_module],
+        cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+            return process
+        except urllib.error.HTTPError:
+            return process  # it answers (404/405 are fine)
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn for {app_module} exited with {process.returncode}")
+            time.sleep(0.2)
+    raise RuntimeError(f"gunicorn for {app_module} did not start")
+
+
+def stop(process):
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wrk(port, duration, mode):
+    """Run wrk once; returns (requests/s, p50 ms, p99 ms, errors, raw output)."""
+    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency",
+               "-s", str(ROOT / "bench" / "hit.lua"), f"http://127.0.0.1:{port}/api/v1/hit"]
+    env = {**os.environ, "BENCH_SITE_KEY": SITE_KEY, "BENCH_MODE": mode}
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1))
+    p99 = _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1))
+    errors = 0
+    for pattern in (r"Non-2xx or 3xx responses: (\d+)", r"Socket errors: connect (\d+), read (\d+), "
+                    r"write (\d+), timeout (\d+)"):
+        found = re.search(pattern, out)
+        if found:
+            errors += sum(int(n) for n in found.groups())
+    return rps, p50, p99, errors, out
+
+
+def _ms(text):
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
+
+
+def machine():
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return f"{os.cpu_count()} CPUs ({model or platform.processor()}), Python {platform.python_version()}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=15, help="seconds per measured run")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of all runs, alternating; the median round is reported")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server")
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help="threads per gunicorn worker (gthread when > 1)")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install wrk")
+
+    with tempfile.TemporaryDirectory(prefix="tracker-bench-") as tmp:
+        tmp = Path(tmp)
+        redis = RedisServer(tmp / "redis")
+        redis.start()
+        processes = []
+        try:
+            env = {
+                **os.environ,
+                "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
+                "REDIS_URL": redis.url,
+                "SECRET_KEY": "bench-secret-key-of-sufficient-length",
+                "API_RATE_PER_IP": "10000000 per minute",
+                "API_RATE_PER_SITE": "10000000 per minute",
+                "INSTANCE_PATH": str(tmp / "instance"),
+            }
+            from cryptography.fernet import Fernet
+
+            env["FERNET_KEYS"] = Fernet.generate_key().decode()
+            setup_database(env)
+            log = open(tmp / "gunicorn.log", "wb")
+            tracker_port, bare_port = free_port(), free_port()
+            processes.append(start_gunicorn("wsgi:app", tracker_port, env, ROOT, log, args.threads))
+            processes.append(start_gunicorn("bare_app:app", bare_port, env, ROOT / "bench", log,
+                                            args.threads))
+
+            runs = [("tracker, new visits", tracker_port, "new"),
+                    ("tracker, returning visits", tracker_port, "returning"),
+                    ("bare Flask JSON endpoint", bare_port, "new")]
+            for _name, port, mode in runs:
+                wrk(port, args.warmup, mode)
+            # Alternate the runs, so that whatever else the machine does hits all of them alike.
+            rounds = {name: [] for name, _, _ in runs}
+            for _ in range(args.rounds):
+                for name, port, mode in runs:
+                    rounds[name].append(wrk(port, args.duration, mode))
+                    print(f"{name}: {rounds[name][-1][0]:.0f} req/s", file=sys.stderr)
+            results = {name: sorted(found, key=lambda r: r[0])[len(found) // 2]
+                       for name, found in rounds.items()}
+        finally:
+            for process in processes:
+                stop(process)
+            redis.stop()
+        log.close()
+        tail = (tmp / "gunicorn.log").read_text(errors="replace")[-2000:]
+
+    bare = results["bare Flask JSON endpoint"][0]
+    print(f"Machine: {machine()}; `{' '.join(gunicorn_command(args.threads)[1:])}`; "
+          f"`wrk -t2 -c{CONNECTIONS} -d{args.duration}s --latency -s bench/hit.lua` after "
+          f"{args.warmup}s of warm-up; the median of {args.rounds} alternating rounds; "
+          f"SQLite (WAL) and Redis on loopback.\n")
+    print("| endpoint | requests/s | p50 | p99 | errors | share of bare |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, (rps, p50, p99, errors, _) in results.items():
+        print(f"| {name} | {rps:.0f} | {p50:.1f} ms | {p99:.1f} ms | {errors} | {rps / bare:.0%} |")
+    for name in ("tracker, new visits", "tracker, returning visits"):
+        rps, _, p99, errors, _ = results[name]
+        met = rps >= bare / 2 and p99 <= 50 and not errors
+        print(f"\nGoal (>= 50% of bare throughput, p99 <= 50 ms, no errors) for {name}: "
+              f"{'met' if met else 'NOT met'}.")
+    if "Traceback" in tail:
+        print("\ngunicorn log tail:\n" + tail, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

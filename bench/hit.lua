@@ -1,0 +1,35 @@
+-- wrk script for bench/api_bench.py: POST page views to /api/v1/hit.
+-- BENCH_SITE_KEY: the site key; BENCH_MODE: "new" (every request a new visit) or
+-- "returning" (page views of 1,000 visits that already exist, over and over).
+local key = os.getenv("BENCH_SITE_KEY") or "bench-key"
+local mode = os.getenv("BENCH_MODE") or "new"
+local threads, counter = 0, 0
+tid = 0  -- set per thread by setup()
+
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+
+function init(args)
+  -- A distinct prefix per thread and run, so "new" ids never repeat across threads or runs.
+  prefix = string.format("%d-%d-", tid, os.time())
+end
+
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "text/plain"
+wrk.headers["Origin"] = "https://bench.example"
+wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126 Safari/537.36"
+
+function request()
+  counter = counter + 1
+  local id
+  if mode == "returning" then
+    id = string.format("visit%05d", counter % 1000)
+  else
+    id = string.format("v%s%08d", prefix, counter)
+  end
+  local body = '{"k":"' .. key .. '","v":"visitor-' .. id .. '","s":"' .. id ..
+    '","u":"https://bench.example/prices?utm_source=bench&utm_medium=cpc","r":"https://ya.ru/"}'
+  return wrk.format(nil, "/api/v1/hit", nil, body)
+end
