@@ -526,7 +526,7 @@ def test_cron_runs_the_dispatcher_every_minute():
 
 
 def test_rq_worker_process_syncs_a_mailbox(app, ctx, box, dovecot, tmp_path):
-    """`rq worker --burst` as a separate process, as deployed, syncs against Dovecot."""
+    """`rq worker --burst` as a separate process, with our worker class as deployed."""
     box.deliver(mail(1))
     box.deliver(mail(2))
     job, _fresh = enqueue_sync(box.id)
@@ -543,7 +543,8 @@ def test_rq_worker_process_syncs_a_mailbox(app, ctx, box, dovecot, tmp_path):
         "IMAP_ALLOWED_PORTS": str(dovecot.tls_port),
         "IMAP_CA_FILE": str(dovecot.ca_path),
     }
-    rq = [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", app.config["REDIS_URL"]]
+    rq = [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", app.config["REDIS_URL"],
+          "--worker-class", "tracker.jobs.worker.Worker"]
     done = subprocess.run([*rq, app.config["RQ_QUEUE"]], env=env, capture_output=True,
                           text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -1,8 +1,12 @@
 """Email addresses in one canonical form, so that headers, rules and reports agree."""
 
+import re
 import unicodedata
 
 import idna
+
+# Whitespace and control characters (C0, DEL, C1) never belong in a stored address.
+_UNUSABLE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 
 
 def canonical_address(text):
@@ -19,8 +23,7 @@ def canonical_address(text):
         return None
     local, domain = value.split("@")
     domain = domain.rstrip(".").lower()
-    if (not local or not domain or len(value) > 320
-            or any(c.isspace() or unicodedata.category(c) == "Cc" for c in value)):
+    if not local or not domain or len(value) > 320 or _UNUSABLE.search(value):
         return None
     if "xn--" in domain:
         try:
