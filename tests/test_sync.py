@@ -552,3 +552,22 @@ def test_rq_worker_process_syncs_a_mailbox(app, ctx, box, dovecot, tmp_path):
     assert job.get_status() == JobStatus.FINISHED, done.stderr
     assert job.return_value()["new_emails"] == 2
     assert len(emails(box.id)) == 2
+
+
+def test_a_message_the_server_cannot_give_does_not_hold_the_others_back(app, ctx, box, monkeypatch):
+    uids = [box.deliver(mail(n)) for n in range(4)]
+    broken = uids[1]
+    fetch = IMAPClient.fetch
+
+    def choke(self, messages, data, modifiers=None):
+        # As a server answering NO, or a response imapclient cannot parse.
+        if "RFC822.SIZE" in data and broken in messages:
+            raise imap_errors.ProtocolError(f"unexpected response for UID {broken}")
+        return fetch(self, messages, data, modifiers)
+
+    monkeypatch.setattr(IMAPClient, "fetch", choke)
+    job = sync_now(app, box.id)
+    assert job.get_status() == JobStatus.FINISHED
+    assert [e.uid for e in emails(box.id)] == [uids[0], *uids[2:]]
+    [event] = last_run(box.id).events
+    assert event == {"code": "unreadable", "folder": "INBOX", "uids": [broken], "count": 1}
