@@ -157,3 +157,31 @@ def test_parse_never_raises_on_arbitrary_bytes(lines):
 @given(st.binary(max_size=2000))
 def test_parse_never_raises_on_garbage(raw):
     parse_headers(raw)
+
+
+# The fast path for `addr` and `Name <addr>` must read exactly what getaddresses reads.
+_atoms = st.text(alphabet=st.sampled_from(list("abcXYZ019.-_+=?!#$%&'*/^`{|}~ЖжéΩ")), min_size=1,
+                 max_size=8)
+_names = st.one_of(
+    st.just(""),
+    st.lists(_atoms, min_size=1, max_size=3).map(" ".join),
+    st.lists(_atoms, min_size=1, max_size=3).map(lambda w: '"' + ", ".join(w) + '"'),
+    st.just("=?UTF-8?B?0JjQstCw0L0=?="),
+)
+_domains = st.lists(st.text(alphabet=st.sampled_from(list("abcxn-0рф")), min_size=1, max_size=6),
+                    min_size=1, max_size=3).map(".".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_names, _atoms, _domains, st.booleans(), st.sampled_from(["", " ", "  "]))
+def test_simple_addresses_read_as_getaddresses_reads_them(name, local, domain, brackets, pad):
+    from email.utils import getaddresses
+
+    from tracker.mailparse import simple_address
+
+    address = f"{local}@{domain}"
+    text = f"{pad}{name} <{address}>{pad}" if name or brackets else f"{pad}{address}{pad}"
+    fast = simple_address(text)
+    [slow] = getaddresses([text])
+    if fast is not None and slow != ("", ""):
+        assert (" ".join(fast[0].split()), fast[1]) == (" ".join(slow[0].split()), slow[1])

@@ -526,7 +526,7 @@ def test_cron_runs_the_dispatcher_every_minute():
 
 
 def test_rq_worker_process_syncs_a_mailbox(app, ctx, box, dovecot, tmp_path):
-    """`rq worker --burst` as a separate process, as deployed, syncs against Dovecot."""
+    """`rq worker --burst` as a separate process, with our worker class as deployed."""
     box.deliver(mail(1))
     box.deliver(mail(2))
     job, _fresh = enqueue_sync(box.id)
@@ -543,7 +543,8 @@ def test_rq_worker_process_syncs_a_mailbox(app, ctx, box, dovecot, tmp_path):
         "IMAP_ALLOWED_PORTS": str(dovecot.tls_port),
         "IMAP_CA_FILE": str(dovecot.ca_path),
     }
-    rq = [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", app.config["REDIS_URL"]]
+    rq = [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", app.config["REDIS_URL"],
+          "--worker-class", "tracker.jobs.worker.Worker"]
     done = subprocess.run([*rq, app.config["RQ_QUEUE"]], env=env, capture_output=True,
                           text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -551,3 +552,22 @@ def test_rq_worker_process_syncs_a_mailbox(app, ctx, box, dovecot, tmp_path):
     assert job.get_status() == JobStatus.FINISHED, done.stderr
     assert job.return_value()["new_emails"] == 2
     assert len(emails(box.id)) == 2
+
+
+def test_a_message_the_server_cannot_give_does_not_hold_the_others_back(app, ctx, box, monkeypatch):
+    uids = [box.deliver(mail(n)) for n in range(4)]
+    broken = uids[1]
+    fetch = IMAPClient.fetch
+
+    def choke(self, messages, data, modifiers=None):
+        # As a server answering NO, or a response imapclient cannot parse.
+        if "RFC822.SIZE" in data and broken in messages:
+            raise imap_errors.ProtocolError(f"unexpected response for UID {broken}")
+        return fetch(self, messages, data, modifiers)
+
+    monkeypatch.setattr(IMAPClient, "fetch", choke)
+    job = sync_now(app, box.id)
+    assert job.get_status() == JobStatus.FINISHED
+    assert [e.uid for e in emails(box.id)] == [uids[0], *uids[2:]]
+    [event] = last_run(box.id).events
+    assert event == {"code": "unreadable", "folder": "INBOX", "uids": [broken], "count": 1}

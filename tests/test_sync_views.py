@@ -113,7 +113,9 @@ def test_the_log_shows_runs_folders_and_events(app, logged_in, mine, dovecot):
     work(app)
     db.session.add(SyncRun(mailbox_id=mine.id, started_at=utcnow(), finished_at=utcnow(),
                            status="server_error",
-                           status_params={"detail": "<script>alert(1)</script>"}))
+                           status_params={"detail": "<script>alert(1)</script>"},
+                           events=[{"code": "unreadable", "folder": "<b>INBOX</b>", "uids": [7, 9],
+                                    "count": 2}]))
     db.session.commit()
     page = logged_in.get(f"/mailboxes/{mine.id}/runs").get_data(as_text=True)
     assert "1 email stored." in page
@@ -121,6 +123,8 @@ def test_the_log_shows_runs_folders_and_events(app, logged_in, mine, dovecot):
     assert "was renumbered by the server (UIDVALIDITY" in page and "→ 777): 1 stored emails" in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
     assert "<td>777</td>" in page  # the folder's current UIDVALIDITY
+    assert ("2 messages in folder “&lt;b&gt;INBOX&lt;/b&gt;” could not be read from the server "
+            "and were passed over (UIDs 7, 9).") in page
 
 
 @pytest.mark.parametrize(("method", "path"), [

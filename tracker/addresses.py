@@ -68,12 +68,12 @@ def canonical_address(text):
     if not text:
         return None
     value = unicodedata.normalize("NFC", str(text).strip().strip("<>").strip())
-    if value.count("@") != 1 or len(value) > MAX_ADDRESS or any(c.isspace() for c in value):
+    if (value.count("@") != 1 or len(value) > MAX_ADDRESS
+            or any(c.isspace() or unicodedata.category(c) == "Cc" for c in value)):
         return None
     local, domain = value.split("@")
     domain = domain.rstrip(".").lower()
-    if (not local or not domain or len(value) > 320
-            or any(c.isspace() or unicodedata.category(c) == "Cc" for c in value)):
+    if not local or not domain or len(value) > 320 or _UNUSABLE.search(value):
         return None
     if "xn--" in domain:
         try:

@@ -7,7 +7,7 @@ transaction and do not commit.
 
 from itertools import groupby
 
-from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy import select, update
 
 from tracker.extensions import db
 from tracker.models import Email
@@ -47,17 +47,16 @@ def recount_pairs(mailbox_id, period_seconds, pairs):
     pairs = sorted({(s, r) for s, r in pairs if s}, key=lambda p: (p[0], p[1] or ""))
     changes = []
     for start in range(0, len(pairs), PAIRS_PER_QUERY):
-        chunk = pairs[start:start + PAIRS_PER_QUERY]
-        with_recipient = [p for p in chunk if p[1] is not None]
-        without = [s for s, r in chunk if r is None]
-        conditions = []
-        if with_recipient:
-            conditions.append(tuple_(Email.from_address, Email.recipient).in_(with_recipient))
-        if without:
-            conditions.append(and_(Email.from_address.in_(without), Email.recipient.is_(None)))
+        chunk = set(pairs[start:start + PAIRS_PER_QUERY])
+        # By sender only: one seek of the (mailbox_id, from_address, recipient) index
+        # per sender. A row-value IN on (sender, recipient) is not seekable on SQLite,
+        # and IN x IN seeks every sender/recipient combination. The senders' other
+        # pairs are dropped here.
         rows = db.session.execute(
-            select(*_COLUMNS).where(Email.mailbox_id == mailbox_id, or_(*conditions))
+            select(*_COLUMNS).where(Email.mailbox_id == mailbox_id,
+                                    Email.from_address.in_(sorted({s for s, _r in chunk})))
         ).all()
+        rows = [r for r in rows if (r.from_address, r.recipient) in chunk]
         changes += _changes(rows, period_seconds)
     return _write(changes)
 

@@ -139,13 +139,42 @@ def _message_id(values):
     return None
 
 
+# The two shapes nearly every address header has: `addr` and `Name <addr>` (name
+# optionally quoted). They are read with one regex; anything else (lists, groups,
+# comments, escapes) goes to email.utils.getaddresses, which is exact but slow.
+_ADDR = r"[^\s<>,;:\"()\[\]\\@]+@[^\s<>,;:\"()\[\]\\@]+"
+_BARE = re.compile(rf"\s*({_ADDR})\s*|\s*<({_ADDR})>\s*")
+_NAMED = re.compile(rf'\s*(?:"([^"\\\r\n]*)"|([^"<>,;:()\[\]\\@\r\n]*?))\s*<({_ADDR})>\s*')
+
+
+def simple_address(text):
+    """(name, address) when text is a single plain `addr` or `Name <addr>`, else None."""
+    found = _BARE.fullmatch(text)
+    if found:
+        return "", found.group(1) or found.group(2)
+    found = _NAMED.fullmatch(text)
+    if found:
+        return (found.group(1) if found.group(1) is not None else found.group(2)), found.group(3)
+    return None
+
+
+def _address_pairs(texts):
+    pairs = []
+    for text in texts:
+        simple = simple_address(text)
+        if simple is not None:
+            pairs.append(simple)
+            continue
+        try:
+            pairs += getaddresses([text])
+        except (ValueError, IndexError, TypeError):
+            pass
+    return pairs
+
+
 def _addresses(values):
     """(canonical address, decoded name) pairs from address header values."""
-    texts = [_raw_text(v) for v in values]
-    try:
-        pairs = getaddresses(texts)
-    except (ValueError, IndexError, TypeError):
-        pairs = []
+    pairs = _address_pairs([_raw_text(v) for v in values])
     out = []
     for name, addr in pairs:
         canonical = canonical_address(decode_words(addr))
@@ -158,11 +187,13 @@ def parse_headers(raw):
     """Parse a header block (bytes) into ParsedHeaders, keeping whatever could be read."""
     if not isinstance(raw, bytes):
         raw = str(raw or "").encode("utf-8", "replace")
-    fields = split_headers(raw)
+    fields = {}
+    for key, value in split_headers(raw):
+        fields.setdefault(key, []).append(value)
     headers = ParsedHeaders()
 
     def values(name):
-        return [value for key, value in fields if key == name.lower()]
+        return fields.get(name.lower(), [])
 
     def first(name):
         found = values(name)

@@ -213,9 +213,10 @@ def _sync_folder(client, state, folder):
         uids = [] if nothing_new else _uids_above(client, folder.last_uid, exists, chunk)
 
     rematch = bool(uids) and _has_other_generations(state.mailbox.id, folder.name, uidvalidity)
+    unreadable = []
     for start in range(0, len(uids), chunk):
         batch = uids[start:start + chunk]
-        messages = [(uid, at, item) for uid, at, item in _fetch(client, batch)
+        messages = [(uid, at, item) for uid, at, item in _fetch(client, batch, unreadable)
                     if since is None or at is None or at >= since]
         new, found = _store_batch(state, folder, uidvalidity, messages, batch[-1], rematch, now)
         state.new_emails += new
@@ -226,6 +227,9 @@ def _sync_folder(client, state, folder):
         if state.progress is not None:
             state.progress(state.new_emails)
 
+    if unreadable:
+        state.events.append({"code": "unreadable", "folder": folder.name,
+                             "uids": unreadable[:20], "count": len(unreadable)})
     # Messages below UIDNEXT that were left out (older than the window) stay behind the
     # cursor too: they existed when EXAMINE answered, so SEARCH saw them.
     cursor = max([*uids[-1:], *([uidnext - 1] if uidnext else [])], default=0)
@@ -318,12 +322,12 @@ def _scan_newest_down(client, exists, chunk, *, since=None, above=None):
     return sorted(found)
 
 
-def _fetch(client, uids):
+def _fetch(client, uids, unreadable):
     """(uid, INTERNALDATE as naive UTC, fetch data) for the UIDs still there, ascending.
 
     A batch the server or the parser chokes on is fetched again one message at a time,
     so one broken message cannot hold the others back; a message that cannot be read
-    even alone is logged and passed over.
+    even alone is passed over and its UID added to `unreadable`.
     """
     try:
         data = client.fetch(uids, FETCH_ITEMS)
@@ -332,8 +336,9 @@ def _fetch(client, uids):
             raise
         if len(uids) == 1:
             logger.warning("Message UID %s cannot be fetched: %s", uids[0], exc)
+            unreadable.append(uids[0])
             return []
-        return [found for uid in uids for found in _fetch(client, [uid])]
+        return [found for uid in uids for found in _fetch(client, [uid], unreadable)]
     return [(uid, _utc(data[uid].get(b"INTERNALDATE")), data[uid]) for uid in uids if uid in data]
 
 
