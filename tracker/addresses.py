@@ -73,7 +73,7 @@ def canonical_address(text):
         return None
     local, domain = value.split("@")
     domain = domain.rstrip(".").lower()
-    if not local or not domain or len(value) > 320 or _UNUSABLE.search(value):
+    if not local or not domain:
         return None
     if "xn--" in domain:
         try:
