@@ -2,6 +2,7 @@
 
 import sqlite3
 
+from flask import current_app
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -10,6 +11,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
+from redis import Redis
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 
@@ -30,6 +32,19 @@ babel = Babel()
 htmx = Htmx()
 # No default limits: each limited route declares its own.
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+# One client (a connection pool) per Redis URL and process: a connection per request
+# costs more than the rest of a page view's Redis work. redis-py resets the pool
+# after a fork, so forked workers get their own connections.
+_redis_clients = {}
+
+
+def redis_client():
+    """The process's Redis client for the app's REDIS_URL."""
+    url = current_app.config["REDIS_URL"]
+    if url not in _redis_clients:
+        _redis_clients[url] = Redis.from_url(url)
+    return _redis_clients[url]
 
 
 @event.listens_for(Engine, "connect")

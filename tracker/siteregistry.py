@@ -6,11 +6,9 @@ all processes; the sites views drop a key's entry when the site changes.
 
 import json
 
-from flask import current_app
-from redis import Redis
 from sqlalchemy import select
 
-from tracker.extensions import db
+from tracker.extensions import db, redis_client
 from tracker.models import Site
 
 TTL = 60
@@ -39,11 +37,7 @@ def lookup(redis, key):
 
 def forget(key):
     """Drop a key's cached entry (after a site's domains, key or existence changed)."""
-    redis = Redis.from_url(current_app.config["REDIS_URL"])
-    try:
-        redis.delete(_PREFIX + key)
-    finally:
-        redis.close()
+    redis_client().delete(_PREFIX + key)
 
 
 def origin_allowed(origin_host, domains):

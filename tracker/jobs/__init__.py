@@ -3,8 +3,9 @@
 from functools import cache
 
 from flask import current_app, has_app_context
-from redis import Redis
 from rq import Queue
+
+from tracker.extensions import redis_client
 
 
 @cache
@@ -23,7 +24,8 @@ def app_context():
 
 
 def redis_connection():
-    return Redis.from_url(current_app.config["REDIS_URL"])
+    """The process's Redis client (shared with the web views)."""
+    return redis_client()
 
 
 def queue():

@@ -10,26 +10,17 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, g, jsonify, make_response, request
 from flask_limiter.util import get_remote_address
-from redis import Redis
 
 from tracker import pageviews, siteregistry
-from tracker.extensions import csrf, limiter
+from tracker.extensions import csrf, limiter, redis_client
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 
 MAX_BODY = 4096
 SCRIPT = "js/tracker.js"
-# One client (a connection pool) per Redis URL and process: a connection per request
-# costs more than the rest of a page view's Redis work.
-_clients = {}
-
-
 def _redis():
-    url = current_app.config["REDIS_URL"]
-    if url not in _clients:
-        _clients[url] = Redis.from_url(url)
-    return _clients[url]
+    return redis_client()
 
 
 def _site():

@@ -3,16 +3,15 @@
 import time
 
 from flask import (
-    Blueprint, abort, current_app, flash, redirect, render_template, request, url_for,
+    Blueprint, abort, flash, redirect, render_template, request, url_for,
 )
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from redis import Redis
 from sqlalchemy import and_, or_
 
 from tracker import leases
 from tracker.domains import display_domain
-from tracker.extensions import db
+from tracker.extensions import db, redis_client
 from tracker.forms.rules import (
     CHANNEL_LABELS,
     FIELD_LABELS,
@@ -288,11 +287,7 @@ def show(rule_id):
     rule = get_owned(Rule, rule_id)
     usage = None
     if rule.dynamic_mode == "pool":
-        redis = Redis.from_url(current_app.config["REDIS_URL"])
-        try:
-            usage = leases.usage(redis, rule.id, int(time.time() * 1000))
-        finally:
-            redis.close()
+        usage = leases.usage(redis_client(), rule.id, int(time.time() * 1000))
     return render("rules/show.html", rule=rule, ranks=_ranks(), usage=usage,
                   warnings=address_warnings(current_user.account_id, rule.addresses))
 
