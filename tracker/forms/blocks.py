@@ -13,6 +13,23 @@ from tracker.selectors import SelectorError, build_selector
 
 MAX_ADDRESSES = 20
 
+
+def address_list(text, keep_as_typed=False):
+    """The addresses typed one per line, or a ValidationError naming the bad ones."""
+    addresses, invalid = parse_addresses(text, keep_as_typed=keep_as_typed)
+    if invalid:
+        raise ValidationError(
+            ngettext(
+                "Not an email address: %(list)s.",
+                "Not email addresses: %(list)s.",
+                len(invalid),
+                list=", ".join(invalid[:5]),
+            )
+        )
+    if not addresses:
+        raise ValidationError(_l("Enter at least one address."))
+    return addresses
+
 PLACEMENT_LABELS = {
     "code": _l("Find the address in the page code"),
     "element": _l("An element of the page"),
@@ -103,18 +120,7 @@ class BlockForm(FlaskForm):
     def validate_addresses(self, field):
         if self.element:
             return
-        addresses, invalid = parse_addresses(field.data, keep_as_typed=True)
-        if invalid:
-            raise ValidationError(
-                ngettext(
-                    "Not an email address: %(list)s.",
-                    "Not email addresses: %(list)s.",
-                    len(invalid),
-                    list=", ".join(invalid[:5]),
-                )
-            )
-        if not addresses:
-            raise ValidationError(_l("Enter at least one address."))
+        addresses = address_list(field.data, keep_as_typed=True)
         if len(addresses) > MAX_ADDRESSES:
             raise ValidationError(
                 _l("A block can have at most %(n)d addresses.", n=MAX_ADDRESSES)

@@ -17,10 +17,10 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
 
-from tracker.addresses import AddressError, normalize_address, parse_addresses
+from tracker.addresses import AddressError, normalize_address
 from tracker.domains import DomainError, normalize_domain
 from tracker.extensions import db
-from tracker.forms.blocks import MultiCheckboxField
+from tracker.forms.blocks import MultiCheckboxField, address_list
 from tracker.models import PoolAddress
 from tracker.models.rules import DEFAULT_RESERVATION_MINUTES
 from tracker.segments import MAX_PATTERN, MAX_VALUE, ConditionError, check_condition
@@ -236,18 +236,7 @@ class RuleForm(FlaskForm):
     def validate_pool_addresses(self, field):
         if self.mode != "pool":
             return
-        addresses, invalid = parse_addresses(field.data)
-        if invalid:
-            raise ValidationError(
-                ngettext(
-                    "Not an email address: %(list)s.",
-                    "Not email addresses: %(list)s.",
-                    len(invalid),
-                    list=", ".join(invalid[:5]),
-                )
-            )
-        if not addresses:
-            raise ValidationError(_l("Enter at least one address."))
+        addresses = address_list(field.data)
         if len(addresses) > MAX_POOL:
             raise ValidationError(_l("A pool can have at most %(n)d addresses.", n=MAX_POOL))
         taken = db.session.scalars(
