@@ -129,6 +129,18 @@ def ctx(app):
 
 
 @pytest.fixture
+def written(ctx):
+    """Write the page views queued in Redis to the database, as the RQ writer job does.
+
+    Runs in the test's app context and commits, so the test's next query sees them.
+    """
+    from tracker import ingest
+    from tracker.extensions import redis_client
+
+    return lambda: ingest.flush(redis_client())
+
+
+@pytest.fixture
 def factory(ctx):
     return Factory(password=PASSWORD)
 

@@ -1,6 +1,8 @@
 """The public API: page views, displays, CORS, limits, and leasing under concurrency."""
 
 import json
+import time
+from datetime import UTC, datetime
 from concurrent.futures import ThreadPoolExecutor
 from urllib.request import Request, urlopen
 
@@ -32,7 +34,7 @@ def hit(client, site, visit="visit-0001", visitor="visitor-001", url="https://sh
     return client.post("/api/v1/hit", data=json.dumps(body), headers=headers)
 
 
-def test_static_rule_answers_its_address_and_stores_the_visit(client, shop, factory):
+def test_static_rule_answers_its_address_and_stores_the_visit(client, shop, factory, written):
     account, site, block = shop
     factory.rule(account, blocks=[block], address="ads@shop.example",
                  conditions=[("utm_source", "equals", "yandex")])
@@ -43,6 +45,8 @@ def test_static_rule_answers_its_address_and_stores_the_visit(client, shop, fact
     assert response.json == {"s": "visit-0001", "b": [
         {"i": block.id, "t": "ads@shop.example", "f": ["info@shop.example"]}]}
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert db.session.scalar(select(Visit)) is None  # queued in Redis until the writer runs
+    assert written() == 1
     visit = db.session.scalar(select(Visit))
     assert (visit.utm_source, visit.utm_medium, visit.channel) == ("Yandex", "cpc", "paid")
     assert (visit.ga_client_id, visit.ym_client_id, visit.is_bot) == ("111.222", "1699", False)
@@ -51,12 +55,13 @@ def test_static_rule_answers_its_address_and_stores_the_visit(client, shop, fact
     assert other.json["b"][0]["t"] == "other@shop.example"
 
 
-def test_later_page_views_keep_the_visit(client, shop, factory):
+def test_later_page_views_keep_the_visit(client, shop, factory, written):
     account, site, block = shop
     factory.rule(account, blocks=[block], mode="subaddress", base_address="info@shop.example")
     first = hit(client, site).json["b"][0]["t"]
     again = hit(client, site, url="https://shop.example/contacts").json["b"][0]["t"]
     assert first == again and first.startswith("info+") and first.endswith("@shop.example")
+    written()
     visit = db.session.scalar(select(Visit))
     assert visit.page_views == 2 and visit.landing_url == "https://shop.example/"
     assert db.session.scalar(select(func.count()).select_from(Assignment)) == 1
@@ -90,7 +95,7 @@ def test_bots_get_the_fallback_never_a_lease(client, shop, factory):
     assert late.json["b"][0]["t"] == "fallback@shop.example"  # the pool of one is taken
 
 
-def test_display_report_is_stored(client, shop, factory):
+def test_display_report_is_stored(client, shop, factory, written):
     account, site, block = shop
     factory.rule(account, blocks=[block], address="ads@shop.example")
     hit(client, site)
@@ -99,6 +104,7 @@ def test_display_report_is_stored(client, shop, factory):
     response = client.post("/api/v1/display", data=json.dumps(body),
                            headers={"Origin": ORIGIN, "Content-Type": "text/plain"})
     assert response.status_code == 200 and response.json == {"stored": 1}
+    written()
     row = db.session.scalar(select(Display))
     assert (row.block_id, row.address, row.count) == (block.id, "ads@shop.example", 3)
 
@@ -169,11 +175,12 @@ def test_rate_limit_per_ip_and_per_site(app, client, shop):
     assert codes == [200, 200, 429]
 
 
-def test_hostile_values_are_stored_as_text(client, shop, factory):
+def test_hostile_values_are_stored_as_text(client, shop, factory, written):
     account, site, block = shop
     factory.rule(account, blocks=[block], address="ads@shop.example")
     url = "https://shop.example/?utm_source=%3Cscript%3Ealert(1)%3C/script%3E&utm_term=%27%22%3E"
     assert hit(client, site, url=url, r="https://evil.example/<img src=x>").status_code == 200
+    written()
     visit = db.session.scalar(select(Visit))
     assert visit.utm_source == "<script>alert(1)</script>" and visit.utm_term == "'\">"
 
@@ -188,7 +195,7 @@ def test_the_script_is_served_for_other_origins(client):
         assert again.status_code == 304
 
 
-def test_200_concurrent_lease_requests_against_a_pool_of_50(live_server, shop, factory):
+def test_200_concurrent_lease_requests_against_a_pool_of_50(live_server, shop, factory, written):
     account, site, block = shop
     factory.rule(account, blocks=[block], mode="pool",
                  pool=[f"p{n}@shop.example" for n in range(50)], fallback_address="fb@shop.example")
@@ -208,7 +215,7 @@ def test_200_concurrent_lease_requests_against_a_pool_of_50(live_server, shop, f
     leased = [a for a in answers if a != "fb@shop.example"]
     assert len(leased) == 50 and len(set(leased)) == 50
     assert answers.count("fb@shop.example") == 150
-    db.session.expire_all()
+    written()
     kinds = db.session.execute(select(Assignment.kind, func.count()).group_by(Assignment.kind)).all()
     assert dict(kinds) == {"pool": 50, "fallback": 150}
 
@@ -224,17 +231,60 @@ def test_rule_page_shows_pool_usage(logged_in, user, factory):
     assert "1 leased now; peak 1 of 1 addresses; 2 visits got the fallback" in page
 
 
-def test_a_site_deleted_behind_the_cached_key_is_403(client, shop):
-    _, site, _ = shop
-    assert hit(client, site).status_code == 200  # the key is now cached in Redis
-    db.session.execute(delete(Site).where(Site.id == site.id))
-    db.session.commit()
-    response = hit(client, site, visit="visit-0002")
+def test_a_deleted_site_is_403_and_its_queued_page_views_are_dropped(
+        app, logged_in, user, factory, written):
+    site = factory.site(user.account, domains=["shop.example"])
+    block = factory.block(user.account, sites=[site], addresses=["info@shop.example"])
+    factory.rule(user.account, blocks=[block], address="ads@shop.example")
+    app.config["SITE_SETUP_CACHE_SECONDS"] = 0  # no per-process copy of the key
+    assert hit(logged_in, site).status_code == 200  # cached in Redis, queued for the writer
+    key = site.key
+    assert logged_in.post(f"/sites/{site.id}/delete").status_code == 302
+    response = logged_in.post("/api/v1/hit", data=json.dumps(
+        {"k": key, "v": "visitor-001", "s": "visit-0002", "u": "https://shop.example/"}),
+        headers={"Origin": ORIGIN, "Content-Type": "text/plain", "User-Agent": BROWSER})
     assert response.status_code == 403 and response.json == {"error": "unknown site key"}
-    assert hit(client, site, visit="visit-0003").status_code == 403  # from the database now
+    assert written() == 1  # the entry is read and dropped: its site is gone
+    assert db.session.scalar(select(func.count()).select_from(Visit)) == 0
 
 
-def test_concurrent_page_views_of_one_visit_all_count(live_server, shop, factory):
+def test_writer_drops_links_to_rules_deleted_meanwhile(client, shop, factory, written):
+    account, site, block = shop
+    rule = factory.rule(account, blocks=[block], mode="subaddress", base_address="info@shop.example")
+    address = hit(client, site).json["b"][0]["t"]
+    db.session.delete(rule)
+    db.session.commit()
+    written()
+    assignment = db.session.scalar(select(Assignment))
+    assert (assignment.address, assignment.rule_id, assignment.kind) == (address, None, "subaddress")
+
+
+def test_the_writer_writes_each_entry_once(client, shop, factory, written, monkeypatch):
+    """A writer that dies after its commit, before trimming the stream, writes nothing twice."""
+    from tracker import visitstate
+    from tracker.extensions import redis_client
+
+    account, site, block = shop
+    factory.rule(account, blocks=[block], address="ads@shop.example")
+    for n in range(3):
+        hit(client, site, visit=f"visit-{n:04d}")
+    hit(client, site, visit="visit-0000", url="https://shop.example/2")
+    redis = redis_client()
+    with monkeypatch.context() as patch:
+        patch.setattr(redis, "xtrim", lambda *args, **kwargs: 0)  # dies before the trim
+        assert written() == 4
+    assert redis.xlen(visitstate.STREAM) == 4
+    assert written() == 0  # the cursor says they are written
+    hit(client, site, visit="visit-0001", url="https://shop.example/3")
+    assert written() == 1
+    visits = db.session.execute(select(Visit.client_visit_id, Visit.page_views)
+                                .order_by(Visit.client_visit_id)).all()
+    assert visits == [("visit-0000", 2), ("visit-0001", 2), ("visit-0002", 1)]
+    assert db.session.scalar(select(func.count()).select_from(Assignment)) == 3
+    assert redis.xlen(visitstate.STREAM) <= 1
+
+
+def test_concurrent_page_views_of_one_visit_all_count(live_server, shop, factory, written):
     account, site, block = shop
     factory.rule(account, blocks=[block], mode="subaddress", base_address="info@shop.example")
     key = site.key
@@ -250,7 +300,7 @@ def test_concurrent_page_views_of_one_visit_all_count(live_server, shop, factory
     with ThreadPoolExecutor(max_workers=8) as executor:
         answers = set(executor.map(request, range(24)))
     assert len(answers) == 1  # one address for the visit, however its pages race
-    db.session.expire_all()
+    written()
     visit = db.session.scalar(select(Visit))
     assert visit.page_views == 24
     assert db.session.scalar(select(func.count()).select_from(Assignment)) == 1
@@ -266,3 +316,91 @@ def test_blocks_and_rules_are_cached_per_process_for_a_few_seconds(app, client, 
     assert hit(client, site, visit="visit-0002").json["b"][0]["t"] == "first@shop.example"
     app.config["SITE_SETUP_CACHE_SECONDS"] = 0  # no cache: every page view reads them
     assert hit(client, site, visit="visit-0003").json["b"][0]["t"] == "second@shop.example"
+
+
+def test_the_first_page_flag_is_a_hint_not_trusted(client, shop, factory, written):
+    account, site, block = shop
+    factory.rule(account, blocks=[block], mode="subaddress", base_address="info@shop.example")
+    first = hit(client, site, n=True).json["b"][0]["t"]
+    # The script says "first page" again for the same visit (two tabs, a lost answer):
+    again = hit(client, site, n=True, url="https://shop.example/contacts").json["b"][0]["t"]
+    later = hit(client, site, n=False, url="https://shop.example/about").json["b"][0]["t"]
+    assert first == again == later
+    assert hit(client, site, n="yes").status_code == 400
+    written()
+    visit = db.session.scalar(select(Visit))
+    assert visit.page_views == 3 and visit.landing_url == "https://shop.example/"
+    assert db.session.scalar(select(func.count()).select_from(Assignment)) == 1
+
+
+def test_a_visit_that_redis_forgot_is_started_again_and_kept_in_one_row(
+        client, shop, factory, written):
+    from tracker import visitstate
+    from tracker.extensions import redis_client
+
+    account, site, block = shop
+    factory.rule(account, blocks=[block], mode="subaddress", base_address="info@shop.example")
+    first = hit(client, site, n=True).json["b"][0]["t"]
+    written()
+    redis_client().delete(visitstate.visit_key(site.id, "visit-0001"))  # expired, or a new Redis
+    again = hit(client, site, url="https://shop.example/contacts").json["b"][0]["t"]
+    assert again != first and again.startswith("info+")  # a new token from here on
+    written()
+    visit = db.session.scalar(select(Visit))
+    assert db.session.scalar(select(func.count()).select_from(Visit)) == 1
+    assert visit.page_views == 2
+    tokens = db.session.scalars(select(Assignment.address).order_by(Assignment.id)).all()
+    assert tokens == [first, again]
+
+
+def test_a_lease_renewed_by_later_page_views_is_written(client, shop, factory, written):
+    account, site, block = shop
+    factory.rule(account, blocks=[block], mode="pool", pool=["p1@shop.example", "p2@shop.example"],
+                 fallback_address="fb@shop.example", reservation_minutes=30)
+    assert hit(client, site, n=True).json["b"][0]["t"] == "p1@shop.example"
+    written()
+    first_expiry = db.session.scalar(select(Assignment.expires_at))
+    time.sleep(0.02)
+    assert hit(client, site).json["b"][0]["t"] == "p1@shop.example"
+    written()
+    leases = db.session.execute(select(Assignment.kind, Assignment.expires_at)).all()
+    assert len(leases) == 1 and leases[0][0] == "pool" and leases[0][1] > first_expiry
+    assert hit(client, site, visit="visit-0002", n=True).json["b"][0]["t"] == "p2@shop.example"
+
+
+def test_a_token_drawn_twice_keeps_the_address_with_the_first_visit(
+        client, shop, factory, written, monkeypatch, caplog):
+    from tracker import attribution, pageviews
+
+    account, site, block = shop
+    factory.rule(account, blocks=[block], mode="subaddress", base_address="info@shop.example")
+    monkeypatch.setattr(pageviews, "random_token", lambda: "abcdefghjk")
+    first = hit(client, site, visit="visit-0001", n=True).json["b"][0]["t"]
+    written()
+    second = hit(client, site, visit="visit-0002", n=True).json["b"][0]["t"]
+    assert first == second == "info+abcdefghjk@shop.example"
+    written()
+    assert "drawn twice" in caplog.text
+    rows = db.session.execute(select(Assignment.visit_id, Assignment.token)
+                              .order_by(Assignment.id)).all()
+    visits = db.session.scalars(select(Visit.id).order_by(Visit.id)).all()
+    assert rows == [(visits[0], "abcdefghjk"), (visits[1], None)]
+    found = attribution.attribute(account.id, [first], datetime.now(UTC).replace(tzinfo=None))
+    assert found.visit_id == visits[0]
+
+
+def test_an_unreadable_queue_entry_is_skipped_not_retried_forever(client, shop, factory, written,
+                                                                  caplog):
+    from tracker import visitstate
+    from tracker.extensions import redis_client
+
+    account, site, block = shop
+    factory.rule(account, blocks=[block], address="ads@shop.example")
+    hit(client, site, visit="visit-0001", n=True)
+    redis_client().xadd(visitstate.STREAM, {"t": "v", "s": str(site.id), "c": "visit-bad",
+                                            "m": "1", "v": "{not json"})
+    hit(client, site, visit="visit-0002", n=True)
+    assert written() == 3
+    assert "Skipped page-view entry" in caplog.text
+    assert db.session.scalars(select(Visit.client_visit_id).order_by(Visit.id)).all() == [
+        "visit-0001", "visit-0002"]

@@ -20,7 +20,8 @@ from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from tests.services.browser import launch_chromium
-from tracker.extensions import db
+from tracker import ingest
+from tracker.extensions import db, redis_client
 from tracker.models import Assignment, Display, Visit
 
 PAGES = Path(__file__).parent / "fixtures" / "pages"
@@ -220,10 +221,13 @@ def page(open_context):
 
 
 def eventually(check, timeout=6.0):
-    """Poll the database until check() returns something truthy; returns it."""
+    """Poll the database until check() returns something truthy; returns it.
+
+    Each time the page views queued in Redis are written first, as the RQ writer does.
+    """
     deadline = time.monotonic() + timeout
     while True:
-        db.session.rollback()  # see what the live server committed meanwhile
+        written()
         result = check()
         if result or time.monotonic() > deadline:
             assert result, "the condition did not become true in time"
@@ -231,7 +235,13 @@ def eventually(check, timeout=6.0):
         time.sleep(0.05)
 
 
+def written():
+    """Write the queued page views; commits, so the next query sees the live server's work."""
+    ingest.flush(redis_client())
+
+
 def visits():
+    written()
     return db.session.scalars(select(Visit).order_by(Visit.id)).all()
 
 

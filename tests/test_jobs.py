@@ -56,3 +56,52 @@ def test_cron_config_registers_the_heartbeat():
 
     names = [f"{d['func'].__module__}.{d['func'].__name__}" for d in cron._job_data_registry]
     assert "tracker.jobs.health.heartbeat" in names
+
+
+def test_page_views_wake_one_writer_which_writes_them_and_sleeps_again(app, client, factory,
+                                                                       tmp_path):
+    """The writer runs in a real `rq worker` process of our worker class (a forked horse)."""
+    import json
+
+    from sqlalchemy import func, select
+
+    from tracker import visitstate
+    from tracker.extensions import db
+    from tracker.models import Visit
+
+    account = factory.account()
+    site = factory.site(account, domains=["shop.example"])
+    block = factory.block(account, sites=[site], addresses=["info@shop.example"])
+    factory.rule(account, blocks=[block], address="ads@shop.example")
+    redis = Redis.from_url(app.config["REDIS_URL"])
+    queue = Queue("default", connection=redis)
+
+    def hit(n):
+        body = {"k": site.key, "v": "visitor-0001", "s": f"visit-{n:04d}", "n": True,
+                "u": "https://shop.example/"}
+        response = client.post("/api/v1/hit", data=json.dumps(body),
+                               headers={"Origin": "https://shop.example", "User-Agent": "Mozilla/5.0"})
+        assert response.status_code == 200
+
+    for n in range(3):
+        hit(n)
+    assert queue.count == 1  # one wake-up for the three
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": app.config["DATABASE_URL"],
+        "REDIS_URL": app.config["REDIS_URL"],
+        "SECRET_KEY": app.config["SECRET_KEY"],
+        "FERNET_KEYS": ",".join(app.config["FERNET_KEYS"]),
+        "INSTANCE_PATH": str(tmp_path / "worker-instance"),
+    }
+    rq = [sys.executable, "-m", "rq.cli", "worker", "--burst", "--worker-class",
+          "tracker.jobs.worker.Worker", "--url", app.config["REDIS_URL"], "default"]
+    done = subprocess.run(rq, env=env, capture_output=True, text=True, timeout=60,
+                          cwd=app.root_path + "/..")
+    assert done.returncode == 0, done.stderr
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Visit)) == 3
+    assert not redis.exists(visitstate.FLAG)  # asleep: the next page view wakes a writer
+    hit(3)
+    assert queue.count == 1
+    redis.close()

@@ -39,7 +39,7 @@ def create_app(test_config=None):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
 
     from tracker import cli, i18n, security, views
-    from tracker.extensions import csrf, db, htmx, limiter, login_manager, migrate
+    from tracker.extensions import csrf, db, htmx, login_manager, migrate
 
     db.init_app(app)
     migrate.init_app(
@@ -47,7 +47,6 @@ def create_app(test_config=None):
     )
     csrf.init_app(app)
     htmx.init_app(app)
-    limiter.init_app(app)
     i18n.init_app(app)
     security.init_app(app)
     login_manager.init_app(app)
@@ -60,6 +59,8 @@ def create_app(test_config=None):
 def _connect_signals():
     """Pipeline steps that listen to the sync (blinker keeps one connection per receiver)."""
     from tracker.attribution import on_emails_stored
-    from tracker.sync import emails_stored
+    from tracker.ingest import before_batch_stored
+    from tracker.sync import batch_fetched, emails_stored
 
+    batch_fetched.connect(before_batch_stored)
     emails_stored.connect(on_emails_stored)

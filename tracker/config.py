@@ -179,10 +179,6 @@ def finalize(config, instance_path):
     _finalize_imap(config)
     _finalize_sync(config)
 
-    # Flask-Limiter keeps its counters in the same Redis.
-    config.setdefault("RATELIMIT_STORAGE_URI", redis_url)
-    config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
-
     # Cookies: explicit flags; Secure follows SESSION_COOKIE_SECURE or an https BASE_URL.
     secure = bool(config.get("SESSION_COOKIE_SECURE")) or base_url.startswith("https://")
     config.update(

@@ -4,8 +4,6 @@ import sqlite3
 
 from flask import current_app
 from flask_babel import Babel
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -30,8 +28,6 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
 htmx = Htmx()
-# No default limits: each limited route declares its own.
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 # One client (a connection pool) per Redis URL and process: a connection per request
 # costs more than the rest of a page view's Redis work. redis-py resets the pool
@@ -39,12 +35,17 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[])
 _redis_clients = {}
 
 
-def redis_client():
-    """The process's Redis client for the app's REDIS_URL."""
-    url = current_app.config["REDIS_URL"]
-    if url not in _redis_clients:
-        _redis_clients[url] = Redis.from_url(url)
-    return _redis_clients[url]
+def redis_client(single=False):
+    """The process's Redis client for the app's REDIS_URL.
+
+    single: a client on one connection of its own (thread-safe, commands take turns),
+    for the page-view API: taking a connection from a pool and checking it costs as
+    much CPU as the rest of a page view's round trip.
+    """
+    key = (current_app.config["REDIS_URL"], single)
+    if key not in _redis_clients:
+        _redis_clients[key] = Redis.from_url(key[0], single_connection_client=single)
+    return _redis_clients[key]
 
 
 @event.listens_for(Engine, "connect")

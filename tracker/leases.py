@@ -1,46 +1,54 @@
 """Pool leases in Redis: one live visit per pool address, atomically, across processes.
 
 Per rule, a sorted set holds the live leases (member: pool address id, score:
-expiry in ms) and a hash the visit holding each one. One Lua script takes or
+expiry in ms) and a hash the visit holding each one. One Lua function takes or
 renews a lease, so two requests can never hold the same address at once,
-whatever the database or the number of web processes. The database keeps the
-history (Assignment rows) for attribution; Redis only decides who holds what now.
+whatever the database or the number of web processes. The page-view scripts in
+`tracker.visitstate` call the same function; the database keeps the history
+(Assignment rows) for attribution, Redis only decides who holds what now.
 """
 
 from dataclasses import dataclass
 
-_LEASE = """
-local live, holders, stats = KEYS[1], KEYS[2], KEYS[3]
-local now, expires, visit = ARGV[1], ARGV[2], ARGV[3]
-redis.call('ZREMRANGEBYSCORE', live, '-inf', now)
-local got, fresh = false, 0
-for i = 4, #ARGV do
-  local id = ARGV[i]
-  if redis.call('ZSCORE', live, id) and redis.call('HGET', holders, id) == visit then
-    got = id
-    break
-  end
-end
-if not got then
-  for i = 4, #ARGV do
-    local id = ARGV[i]
-    if not redis.call('ZSCORE', live, id) then
-      got, fresh = id, 1
-      redis.call('HSET', holders, id, visit)
+# lease(live, holders, stats, now, expires, holder, ids) -> id or false, 1 when new.
+# The visit's own live lease first, else the first free id in the given order.
+LEASE_FUNCTION = """
+local function lease(live, holders, stats, now, expires, holder, ids)
+  redis.call('ZREMRANGEBYSCORE', live, '-inf', now)
+  local got, fresh = false, 0
+  for _, id in ipairs(ids) do
+    if redis.call('ZSCORE', live, id) and redis.call('HGET', holders, id) == holder then
+      got = id
       break
     end
   end
+  if not got then
+    for _, id in ipairs(ids) do
+      if not redis.call('ZSCORE', live, id) then
+        got, fresh = id, 1
+        redis.call('HSET', holders, id, holder)
+        break
+      end
+    end
+  end
+  if not got then
+    redis.call('HINCRBY', stats, 'exhausted', 1)
+    return false, 0, redis.call('ZCARD', live)
+  end
+  redis.call('ZADD', live, expires, got)
+  local n = redis.call('ZCARD', live)
+  if n > tonumber(redis.call('HGET', stats, 'peak') or '0') then
+    redis.call('HSET', stats, 'peak', n)
+  end
+  return got, fresh, n
 end
-if not got then
-  redis.call('HINCRBY', stats, 'exhausted', 1)
-  return {'', 0, redis.call('ZCARD', live)}
-end
-redis.call('ZADD', live, expires, got)
-local n = redis.call('ZCARD', live)
-if n > tonumber(redis.call('HGET', stats, 'peak') or '0') then
-  redis.call('HSET', stats, 'peak', n)
-end
-return {got, fresh, n}
+"""
+
+_LEASE = LEASE_FUNCTION + """
+local ids = {}
+for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+local got, fresh, n = lease(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ids)
+return {got or '', fresh, n}
 """
 
 
@@ -53,17 +61,18 @@ class Lease:
     live: int
 
 
-def _keys(rule_id):
+def keys(rule_id):
+    """The live set, holders hash and stats hash of a rule's pool."""
     base = f"tracker:pool:{rule_id}"
     return [f"{base}:live", f"{base}:holders", f"{base}:stats"]
 
 
-def lease(redis, rule_id, visit_id, pool_address_ids, now_ms, ttl_ms):
-    """Take (or renew) a pool address for the visit; first free address in the given order."""
+def lease(redis, rule_id, holder, pool_address_ids, now_ms, ttl_ms):
+    """Take (or renew) a pool address for a holder; first free address in the given order."""
     script = redis.register_script(_LEASE)
     got, fresh, live = script(
-        keys=_keys(rule_id),
-        args=[now_ms, now_ms + ttl_ms, str(visit_id), *[str(i) for i in pool_address_ids]],
+        keys=keys(rule_id),
+        args=[now_ms, now_ms + ttl_ms, str(holder), *[str(i) for i in pool_address_ids]],
     )
     got = got.decode() if isinstance(got, bytes) else got
     return Lease(int(got) if got else None, bool(fresh), int(live))
@@ -71,7 +80,7 @@ def lease(redis, rule_id, visit_id, pool_address_ids, now_ms, ttl_ms):
 
 def usage(redis, rule_id, now_ms):
     """Live leases now, the peak seen, and how many requests found the pool exhausted."""
-    live, _holders, stats = _keys(rule_id)
+    live, _holders, stats = keys(rule_id)
     pipe = redis.pipeline()
     pipe.zcount(live, now_ms, "+inf")
     pipe.hget(stats, "peak")

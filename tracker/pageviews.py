@@ -1,20 +1,24 @@
-"""A page view from the website script: the visit, the winning rule per block, the addresses."""
+"""A page view from the website script: the visit, the winning rule per block, the addresses.
 
+Answered from Redis alone (tracker.visitstate holds the visits and queues what
+happened; tracker.ingest writes it to the database); the database is read only
+for a site's blocks and rules, which each process keeps for a few seconds.
+"""
+
+import functools
 import re
 import time
 from dataclasses import dataclass
-from types import SimpleNamespace
-from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 from flask import current_app
-from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from tracker import leases
+from tracker import visitstate
 from tracker.extensions import db
-from tracker.models import Assignment, Block, Display, Rule, Site, Visit, utcnow
+from tracker.models import Block, Rule, Site
 from tracker.models.visits import UTM_FIELDS
 from tracker.segments import visit_facts, winning_rules
 from tracker.tokens import catch_all_address, random_token, sub_address
@@ -32,10 +36,6 @@ class PayloadError(ValueError):
     """A page view or display report that does not have the expected shape."""
 
 
-class SiteGone(LookupError):
-    """The site was deleted after the registry cached its key."""
-
-
 @dataclass
 class Hit:
     """A validated page view."""
@@ -47,6 +47,7 @@ class Hit:
     ga: str
     ym: str
     webdriver: bool
+    first: bool = False  # the script says it has just started this visit
 
 
 def _text(payload, name, limit, required=False, pattern=None):
@@ -78,9 +79,11 @@ def parse_hit(payload):
     referrer = _text(payload, "r", 2000)
     if referrer and urlsplit(referrer).scheme not in ("http", "https", "android-app"):
         raise PayloadError("r must be a URL")
-    webdriver = payload.get("wd", False)
+    webdriver, first = payload.get("wd", False), payload.get("n", False)
     if not isinstance(webdriver, bool):
         raise PayloadError("wd must be true or false")
+    if not isinstance(first, bool):
+        raise PayloadError("n must be true or false")
     return Hit(
         visitor_id=_text(payload, "v", 64, required=True, pattern=_ID),
         visit_id=_text(payload, "s", 64, required=True, pattern=_ID),
@@ -89,6 +92,7 @@ def parse_hit(payload):
         ga=ga_client_id(_text(payload, "ga", 200)),
         ym=_text(payload, "ym", 100, pattern=_CLIENT_ID),
         webdriver=webdriver,
+        first=first,
     )
 
 
@@ -108,7 +112,13 @@ def utm_from(url):
 
 def is_bot(user_agent, webdriver):
     """Obvious automation: a crawler's user agent, or a browser driven by WebDriver."""
-    return bool(webdriver) or not user_agent or bool(BOT_AGENT.search(user_agent))
+    return bool(webdriver) or not user_agent or _crawler(user_agent)
+
+
+@functools.lru_cache(maxsize=4096)
+def _crawler(user_agent):
+    # Most page views come from a few hundred browser builds: remember the verdicts.
+    return bool(BOT_AGENT.search(user_agent))
 
 
 @dataclass(frozen=True)
@@ -120,142 +130,7 @@ class SiteRef:
     domain_names: tuple
 
 
-# The hot path uses Core statements built once (no unit of work, no identity map), and
-# the page count goes up in SQL, so concurrent page views of one visit lose no counts.
-_VISITS = Visit.__table__
-_ASSIGNMENTS = Assignment.__table__
-_VISIT_FIELDS = ("id", "is_bot", "landing_url", "referrer", "channel", *UTM_FIELDS)
-_FIND_VISIT = select(*(_VISITS.c[name] for name in _VISIT_FIELDS)).where(
-    _VISITS.c.site_id == bindparam("site_id"), _VISITS.c.client_visit_id == bindparam("visit_id")
-)
-_COUNT_PAGE = update(_VISITS).where(_VISITS.c.id == bindparam("visit_id")).values(
-    last_seen_at=bindparam("now"), page_views=_VISITS.c.page_views + 1
-)
-_ADD_VISIT = insert(_VISITS)
-_LATEST_ASSIGNMENT = (
-    select(_ASSIGNMENTS.c.id, _ASSIGNMENTS.c.address, _ASSIGNMENTS.c.token,
-           _ASSIGNMENTS.c.pool_address_id)
-    .where(_ASSIGNMENTS.c.visit_id == bindparam("visit_id"),
-           _ASSIGNMENTS.c.rule_id == bindparam("rule_id"))
-    .order_by(_ASSIGNMENTS.c.id.desc())
-    .limit(1)
-)
-_ADD_ASSIGNMENT = insert(_ASSIGNMENTS)
-_EXTEND_LEASE = update(_ASSIGNMENTS).where(_ASSIGNMENTS.c.id == bindparam("assignment_id")).values(
-    expires_at=bindparam("expires")
-)
-
-
-def _find_visit(site, hit):
-    return db.session.execute(_FIND_VISIT, {"site_id": site.id, "visit_id": hit.visit_id}).first()
-
-
-def _another_page(visit, now):
-    db.session.execute(_COUNT_PAGE, {"visit_id": visit.id, "now": now})
-    return visit
-
-
-def _visit(site, hit, user_agent, now):
-    """The visit this page view belongs to (its id and source fields), and whether it is new."""
-    visit = _find_visit(site, hit)
-    if visit is not None:
-        return _another_page(visit, now), False
-    utm = utm_from(hit.url)
-    facts = visit_facts(landing_url=hit.url, referrer=hit.referrer, utm=utm,
-                        own_domains=site.domain_names)
-    values = dict(
-        account_id=site.account_id, site_id=site.id, visitor_id=hit.visitor_id,
-        client_visit_id=hit.visit_id, started_at=now, last_seen_at=now, landing_url=hit.url,
-        referrer=hit.referrer, channel=facts["channel"], ga_client_id=hit.ga,
-        ym_client_id=hit.ym, user_agent=user_agent[:500],
-        is_bot=is_bot(user_agent, hit.webdriver), page_views=1, created_at=now, **utm,
-    )
-    try:
-        values["id"] = db.session.execute(_ADD_VISIT, values).inserted_primary_key[0]
-    except IntegrityError:
-        # The same visit's first page views raced (two tabs): the other one created it.
-        # Otherwise the site itself is gone (its foreign key failed).
-        db.session.rollback()
-        visit = _find_visit(site, hit)
-        if visit is None:
-            raise SiteGone(site.id) from None
-        return _another_page(visit, now), False
-    return SimpleNamespace(**{name: values[name] for name in _VISIT_FIELDS}), True
-
-
-def _existing(visit, rule, fresh):
-    """The visit's latest assignment by the rule (id, address, token, pool address id)."""
-    if fresh:  # a visit created by this page view has no assignments yet
-        return None
-    return db.session.execute(_LATEST_ASSIGNMENT, {"visit_id": visit.id, "rule_id": rule.id}).first()
-
-
-def _store(site, visit, rule, kind, address, now, token=None, pool_address_id=None, expires=None):
-    db.session.execute(_ADD_ASSIGNMENT, dict(
-        account_id=site.account_id, site_id=site.id, visit_id=visit.id, rule_id=rule.id,
-        kind=kind, address=address, assigned_at=now, created_at=now, token=token,
-        pool_address_id=pool_address_id, expires_at=expires,
-    ))
-
-
-def _assign_token(site, visit, rule, now, fresh):
-    """A sub-address or catch-all address unique to the visit (one per visit and rule)."""
-    current = _existing(visit, rule, fresh)
-    if current is not None and current.token:
-        return current.address
-    for _ in range(5):
-        # 49 random bits: a clash is so rare that the unique constraint alone decides.
-        token = random_token()
-        if rule.dynamic_mode == "subaddress":
-            address = sub_address(rule.base_address, token)
-        else:
-            address = catch_all_address(rule.catchall_domain, token)
-        try:
-            with db.session.begin_nested():
-                _store(site, visit, rule, rule.dynamic_mode, address, now, token=token)
-            return address
-        except IntegrityError:
-            continue  # another request drew the same token: draw again
-    raise RuntimeError("could not store a unique token")
-
-
-def _record_once(site, visit, rule, kind, address, now, fresh):
-    current = _existing(visit, rule, fresh)
-    if current is None or current.address != address:
-        _store(site, visit, rule, kind, address, now)
-    return address
-
-
-def _assign_pool(site, visit, rule, now, redis, fresh):
-    """Lease a pool address for the reservation time, or fall back when none is free."""
-    pool = {row.id: row.address for row in rule.pool_addresses}
-    if visit.is_bot or not pool:
-        return _record_once(site, visit, rule, "fallback", rule.fallback_address, now, fresh)
-    current = _existing(visit, rule, fresh)
-    order = list(pool)
-    if current is not None and current.pool_address_id in pool:
-        order.remove(current.pool_address_id)
-        order.insert(0, current.pool_address_id)
-    ttl_ms = rule.reservation_minutes * 60_000
-    now_ms = int(time.time() * 1000)
-    got = leases.lease(redis, rule.id, visit.id, order, now_ms, ttl_ms)
-    if got.pool_address_id is None:
-        return _record_once(site, visit, rule, "fallback", rule.fallback_address, now, fresh)
-    expires = now + timedelta(milliseconds=ttl_ms)
-    if not got.new and current is not None and current.pool_address_id == got.pool_address_id:
-        db.session.execute(_EXTEND_LEASE, {"assignment_id": current.id, "expires": expires})
-    else:
-        _store(site, visit, rule, "pool", pool[got.pool_address_id], now,
-               pool_address_id=got.pool_address_id, expires=expires)
-    return pool[got.pool_address_id]
-
-
-def _address(site, visit, rule, now, redis, fresh):
-    if rule.kind == "static":
-        return _record_once(site, visit, rule, "static", rule.static_address, now, fresh)
-    if rule.dynamic_mode in ("subaddress", "catchall"):
-        return _assign_token(site, visit, rule, now, fresh)
-    return _assign_pool(site, visit, rule, now, redis, fresh)
+TOKEN_MODES = ("subaddress", "catchall")
 
 
 @dataclass(frozen=True)
@@ -353,24 +228,112 @@ def cached_site_setup(site):
     return entry[1]
 
 
-def record_page_view(site, hit, user_agent, redis):
-    """Store the page view and answer, per block, where to look and what to show."""
-    now = utcnow()
-    visit, fresh = _visit(site, hit, user_agent, now)
+def _new_visit(site, hit, user_agent):
+    """The facts (for rule matching) and the row (for the database) of a visit's first page."""
+    utm = utm_from(hit.url)
+    bot = is_bot(user_agent, hit.webdriver)
+    facts = visit_facts(landing_url=hit.url, referrer=hit.referrer, utm=utm,
+                        own_domains=site.domain_names)
+    facts["bot"] = bot
+    row = dict(visitor_id=hit.visitor_id, landing_url=hit.url, referrer=hit.referrer,
+               channel=facts["channel"], ga_client_id=hit.ga, ym_client_id=hit.ym,
+               user_agent=user_agent[:500], is_bot=bot, **utm)
+    return facts, row
+
+
+def _serving(blocks, winners):
+    """The winning rules of the blocks, each once, in block order."""
+    return list({winners[b.id].id: winners[b.id] for b in blocks if b.id in winners}.values())
+
+
+def _held(rule, current, bot):
+    """The address the visit already has from the rule, if it still holds without a change."""
+    if current is None:
+        return None
+    if rule.kind == "static":
+        ok = current["k"] == "static" and current["a"] == rule.static_address
+    elif rule.dynamic_mode in TOKEN_MODES:
+        ok = "t" in current
+    elif bot or not rule.pool_addresses:
+        ok = current["k"] == "fallback" and current["a"] == rule.fallback_address
+    else:
+        ok = False  # a lease is renewed on every page view
+    return current["a"] if ok else None
+
+
+def _item(rule, bot):
+    """What to give the visit from the rule (see visitstate.give), or None for nothing."""
+    if rule.kind == "static":
+        return {"r": rule.id, "k": "static", "a": rule.static_address}
+    if rule.dynamic_mode in TOKEN_MODES:
+        # 49 random bits: a clash is so rare that the database's unique constraint
+        # only has to notice it (tracker.ingest stores the later one without its token).
+        token = random_token()
+        if rule.dynamic_mode == "subaddress":
+            address = sub_address(rule.base_address, token)
+        else:
+            address = catch_all_address(rule.catchall_domain, token)
+        return {"r": rule.id, "k": rule.dynamic_mode, "a": address, "t": token}
+    if bot or not rule.pool_addresses:
+        if not rule.fallback_address:
+            return None
+        return {"r": rule.id, "k": "fallback", "a": rule.fallback_address}
+    item = {"r": rule.id, "k": "pool", "l": rule.reservation_minutes * 60_000,
+            "p": [[p.id, p.address] for p in rule.pool_addresses]}
+    if rule.fallback_address:
+        item["f"] = rule.fallback_address
+    return item
+
+
+def _items(rules, facts, held):
+    """Addresses the visit keeps ({rule id: address}) and items for what it must be given."""
+    addresses, items = {}, []
+    for rule in rules:
+        address = _held(rule, held.get(rule.id), facts["bot"])
+        if address is not None:
+            addresses[rule.id] = address
+        elif (item := _item(rule, facts["bot"])) is not None:
+            items.append(item)
+    return addresses, items
+
+
+def record_page_view(site, hit, user_agent, redis, rates):
+    """Answer a page view from Redis alone: per block, where to look and what to show.
+
+    The visit and the addresses it is given are queued for the database (see
+    tracker.ingest). Returns (answer, woke): woke asks the caller to wake a writer.
+    Raises visitstate.RateLimited.
+    """
+    now_ms = int(time.time() * 1000)
     blocks, rules = cached_site_setup(site)
-    facts = visit_facts(
-        landing_url=visit.landing_url, referrer=visit.referrer,
-        utm={name: getattr(visit, name) for name in UTM_FIELDS}, channel=visit.channel,
-    )
-    winners = winning_rules(rules, facts)
-    answer, by_rule = [], {}
+    state, woke = None, False
+    if not hit.first:
+        state, woke = visitstate.touch(redis, site.id, hit.visit_id, now_ms, rates)
+    if state is None:
+        # The visit's first page view (or Redis forgot the visit): facts from this page.
+        facts, row = _new_visit(site, hit, user_agent)
+        winners = winning_rules(rules, facts)
+        _, items = _items(_serving(blocks, winners), facts, {})
+        if hit.first:  # one round trip: the rate limits, and the visit unless it exists
+            state, addresses, woke = visitstate.start(
+                redis, site.id, hit.visit_id, now_ms, rates, row, facts, items)
+        else:
+            addresses, woke_now = visitstate.give(
+                redis, site.id, hit.visit_id, now_ms, items, row, facts)
+            woke = woke or woke_now
+    if state is not None:  # a known visit: its own facts, and what it holds
+        facts = orjson.loads(state.pop(b"f"))
+        held = {int(field[1:]): orjson.loads(value) for field, value in state.items()}
+        winners = winning_rules(rules, facts)
+        addresses, items = _items(_serving(blocks, winners), facts, held)
+        if items:
+            given, woke_now = visitstate.give(redis, site.id, hit.visit_id, now_ms, items)
+            addresses.update(given)
+            woke = woke or woke_now
+    answer = []
     for block in blocks:
         rule = winners.get(block.id)
-        if rule is None:
-            continue
-        if rule.id not in by_rule:
-            by_rule[rule.id] = _address(site, visit, rule, now, redis, fresh)
-        address = by_rule[rule.id]
+        address = addresses.get(rule.id) if rule is not None else None
         if not address:
             continue
         entry = {"i": block.id, "t": address}
@@ -381,8 +344,7 @@ def record_page_view(site, hit, user_agent, redis):
         else:
             entry["f"] = list(block.address_values)
         answer.append(entry)
-    db.session.commit()
-    return {"s": hit.visit_id, "b": answer}
+    return {"s": hit.visit_id, "b": answer}, woke
 
 
 def parse_displays(payload):
@@ -405,22 +367,14 @@ def parse_displays(payload):
     return visit_id, out
 
 
-def record_displays(site, visit_id, rows):
-    """Store what the script displayed; entries for unknown visits or blocks are ignored."""
-    visit = db.session.scalar(
-        select(Visit).where(Visit.site_id == site.id, Visit.client_visit_id == visit_id)
-    )
-    if visit is None:
-        return 0
-    known = set(db.session.scalars(
-        select(Block.id).where(Block.sites.any(Site.id == site.id))
-    ))
-    stored = 0
-    now = utcnow()
-    for block_id, address, count in rows:
-        if block_id in known:
-            db.session.add(Display(account_id=site.account_id, visit_id=visit.id,
-                                   block_id=block_id, address=address, count=count, at=now))
-            stored += 1
-    db.session.commit()
-    return stored
+def record_displays(site, visit_id, rows, redis, rates):
+    """Queue what the script displayed, for blocks of the site and a visit Redis knows.
+
+    Returns (entries accepted, woke). Raises visitstate.RateLimited.
+    """
+    blocks, _rules = cached_site_setup(site)
+    known = {block.id for block in blocks}
+    rows = [list(row) for row in rows if row[0] in known]
+    queued, woke = visitstate.report_displays(
+        redis, site.id, visit_id, int(time.time() * 1000), rows, rates)
+    return (len(rows) if queued else 0), woke

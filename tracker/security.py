@@ -35,7 +35,7 @@ def load_user(user_id):
 
 def _security_headers(response):
     headers = response.headers
-    if response.mimetype == "text/html":
+    if (headers.get("Content-Type") or "").startswith("text/html"):
         headers.setdefault("Content-Security-Policy", CSP)
         headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -51,6 +51,12 @@ class SessionInterface(SecureCookieSessionInterface):
     It runs last, after Flask-Login has set its remember cookie, so it covers both
     whatever SESSION_COOKIE_SECURE says (useful behind a TLS proxy with PROXY_COUNT).
     """
+
+    def open_session(self, app, request):
+        # The public API is cookie-less: no session to read or write.
+        if request.path.startswith("/api/"):
+            return None
+        return super().open_session(app, request)
 
     def save_session(self, app, session, response):
         super().save_session(app, session, response)

@@ -39,6 +39,10 @@ _signals = Namespace()
 #: `mailbox` and `email_ids` (the new rows). Receivers (attribution of emails to
 #: visits and rules) may update those rows; an exception aborts the whole batch.
 emails_stored = _signals.signal("emails-stored")
+#: Sent after a batch was fetched and before it is stored, between transactions,
+#: with `mailbox`. Receivers may commit their own work (the page views queued in
+#: Redis are written then, so that attribution sees every address shown so far).
+batch_fetched = _signals.signal("batch-fetched")
 
 HEADER_ITEM = "BODY.PEEK[HEADER.FIELDS (%s)]" % " ".join(FETCHED_FIELDS)
 FETCH_ITEMS = ("INTERNALDATE", "RFC822.SIZE", HEADER_ITEM)
@@ -218,6 +222,7 @@ def _sync_folder(client, state, folder):
         batch = uids[start:start + chunk]
         messages = [(uid, at, item) for uid, at, item in _fetch(client, batch, unreadable)
                     if since is None or at is None or at >= since]
+        batch_fetched.send(current_app._get_current_object(), mailbox=state.mailbox)
         new, found = _store_batch(state, folder, uidvalidity, messages, batch[-1], rematch, now)
         state.new_emails += new
         if event is not None:

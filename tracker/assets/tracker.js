@@ -3,7 +3,8 @@
  *
  * Protocol (text/plain JSON bodies, so no CORS preflight):
  *   POST {api}/hit      {k: site key, v: visitor id, s: visit id, u: url, r: referrer,
- *                        ga: _ga client id, ym: _ym_uid, wd: navigator.webdriver}
+ *                        n: the visit's first page (no answer yet), ga: _ga client id, ym: _ym_uid,
+ *                        wd: navigator.webdriver}
  *                  ->   {s: visit id, b: [{i: block id, f: [original addresses], q: css selector, t: address to show}]}
  *   POST {api}/display  {k: site key, v: visitor id, s: visit id, d: [[block id, address, count], ...]}
  */
@@ -162,7 +163,7 @@
       }
       visit.a = now;
       save('et_s', visit);
-      send({k: key, v: visitor, s: visit.s, u: location.href, r: d.referrer,
+      send({k: key, v: visitor, s: visit.s, u: location.href, r: d.referrer, n: !visit.b,
         ga: cookie('_ga'), ym: cookie('_ym_uid'), wd: !!navigator.webdriver}, function (res) {
         blocks = visit.b = res.b || [];
         save('et_s', visit);

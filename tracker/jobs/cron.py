@@ -5,6 +5,7 @@ import os
 from rq import cron
 
 from tracker.jobs.health import heartbeat
+from tracker.jobs.pageviews import write_pageviews
 from tracker.jobs.sync import dispatch_due_mailboxes
 
 QUEUE = os.environ.get("RQ_QUEUE", "default")
@@ -12,3 +13,5 @@ QUEUE = os.environ.get("RQ_QUEUE", "default")
 cron.register(heartbeat, queue_name=QUEUE, interval=60)
 # Every minute: queue the mailboxes whose sync interval (SYNC_INTERVAL_SECONDS) has passed.
 cron.register(dispatch_due_mailboxes, queue_name=QUEUE, interval=60)
+# Every minute: write queued page views, in case a page view's wake-up was lost.
+cron.register(write_pageviews, queue_name=QUEUE, interval=60)

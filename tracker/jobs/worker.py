@@ -1,6 +1,13 @@
 """The worker class for `rq worker --worker-class tracker.jobs.worker.Worker`."""
 
+import os
+
 from rq import Worker as BaseWorker
+
+# Jobs that can wait a moment when page views need the CPU (each job runs in a work
+# horse process of its own, so the lower priority ends with it).
+BACKGROUND_JOBS = {"tracker.jobs.pageviews.write_pageviews"}
+NICENESS = 10
 
 
 class Worker(BaseWorker):
@@ -13,7 +20,8 @@ class Worker(BaseWorker):
     """
 
     def work(self, *args, **kwargs):
-        import tracker.jobs.sync  # noqa: F401  (the job functions)
+        import tracker.jobs.pageviews  # noqa: F401  (the job functions)
+        import tracker.jobs.sync  # noqa: F401
         from tracker import imap
         from tracker.jobs import _worker_app
 
@@ -21,3 +29,8 @@ class Worker(BaseWorker):
         # Loading the system CA certificates takes tens of milliseconds: once, here.
         imap.ssl_context(app.config["IMAP_CA_FILE"])
         return super().work(*args, **kwargs)
+
+    def main_work_horse(self, job, queue):
+        if job.func_name in BACKGROUND_JOBS:
+            os.nice(NICENESS)
+        return super().main_work_horse(job, queue)

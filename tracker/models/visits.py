@@ -99,3 +99,15 @@ class Display(AccountOwned, db.Model):
     address: Mapped[str] = mapped_column(String(320), nullable=False)
     count: Mapped[int] = mapped_column(default=1, nullable=False)
     at: Mapped[datetime] = mapped_column(default=utcnow, nullable=False)
+
+
+class IngestCursor(db.Model):
+    """How far a Redis stream has been written to the database (the last entry id).
+
+    Moved in the same transaction as the rows written, so a writer that dies
+    between its commit and trimming the stream writes nothing twice.
+    """
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_id: Mapped[str] = mapped_column(String(40), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, nullable=False)

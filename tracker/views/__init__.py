@@ -1,6 +1,6 @@
 """Blueprints, navigation and error pages."""
 
-from flask import render_template, request
+from flask import jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 
@@ -52,6 +52,10 @@ def error_page(error):
         # A view already chose the answer (e.g. the sign-in form when throttled).
         return error.response
     code = getattr(error, "code", 500) or 500
+    if request.path.startswith("/api/"):
+        # The public API speaks JSON, and has no session for the page's CSRF token.
+        name = getattr(error, "name", None) or "Internal Server Error"
+        return jsonify(error=name.lower()), code
     return render_template("errors/error.html", code=code, message=ERRORS.get(code)), code
 
 

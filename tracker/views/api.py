@@ -1,147 +1,205 @@
 """The public API that the website script calls: page views and display reports.
 
 Checks run cheapest first and none of the refusals touches the database: body
-size (413), rate per IP and per site (429, Redis), JSON shape (400), site key and
-Origin (403, the key through the Redis-cached registry).
+size (413), JSON shape (400), site key and Origin (403, the key through the
+site registry, cached in Redis and briefly per process), then the rate per IP
+and per site (429, counted in Redis by the same script that reads the visit).
+Page views are answered from Redis; `tracker.ingest` writes them to the database.
+
+This is the busiest path of the service, so it reads the request, the app and
+`g` once per request rather than through their proxies at every turn.
 """
 
-import json
+import logging
+import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, g, jsonify, make_response, request
-from flask_limiter.util import get_remote_address
+import orjson
+from flask import Blueprint, current_app, g, request
+from limits import parse_many
+from redis.exceptions import RedisError
 
-from tracker import pageviews, siteregistry
-from tracker.extensions import csrf, limiter, redis_client
+from tracker import pageviews, siteregistry, visitstate
+from tracker.extensions import csrf, redis_client
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 
+logger = logging.getLogger(__name__)
+
 MAX_BODY = 4096
 SCRIPT = "js/tracker.js"
+
+
+@dataclass
+class Call:
+    """One API request as the views need it, kept in g.api."""
+
+    app: object
+    origin: str
+    ip: str
+    payload: object = None
+    site: pageviews.SiteRef | None = None
+    ip_counted: bool = False  # the IP's limits were counted at the site look-up
+    origin_ok: bool = False
+
+    def rates(self, scope, ident):
+        """[(Redis key, limit, window s)] of the API_RATE_PER_<scope> setting for ident."""
+        parsed = self.app.extensions.setdefault("tracker.api_rates", {})
+        setting = self.app.config["API_RATE_PER_" + scope.upper()]
+        if setting not in parsed:
+            parsed[setting] = [(item.amount, item.get_expiry()) for item in parse_many(setting)]
+        return [(f"tracker:rate:{scope}:{ident}:{amount}:{seconds}", amount, seconds)
+                for amount, seconds in parsed[setting]]
+
+    def all_rates(self):
+        site_rates = self.rates("site", self.site.id)
+        return site_rates if self.ip_counted else self.rates("ip", self.ip) + site_rates
+
+    def lookup_site(self, key):
+        """The site of a key (a SiteRef, or None), kept per process for SITE_SETUP_CACHE_SECONDS.
+
+        A key this process has not seen lately is charged to the IP's rate limit
+        first, so that guessing keys cannot make the registry query the database freely.
+        """
+        cache = self.app.extensions.setdefault("tracker.api_sites", {})
+        now = time.monotonic()
+        entry = cache.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        redis = _redis()
+        visitstate.check_rates(redis, self.rates("ip", self.ip))
+        self.ip_counted = True
+        info = siteregistry.lookup(redis, key)
+        if info is not None:
+            info = pageviews.SiteRef(info["id"], info["account_id"], tuple(info["domains"]))
+        ttl = self.app.config["SITE_SETUP_CACHE_SECONDS"]
+        if ttl:
+            if len(cache) > 10_000:
+                cache.clear()  # a bound on memory; entries are cheap to rebuild
+            cache[key] = (now + ttl, info)
+        return info
+
+
 def _redis():
-    return redis_client()
+    return redis_client(single=True)
 
 
-def _site():
-    info = g.api_site
-    return pageviews.SiteRef(info["id"], info["account_id"], tuple(info["domains"]))
+def _json(body, status=200):
+    return current_app.response_class(orjson.dumps(body), status=status,
+                                      mimetype="application/json")
 
 
 def _error(status, message):
-    response = jsonify(error=message)
-    response.status_code = status
-    return _cors(response)
+    return _json({"error": message}, status)
 
 
-def _cors(response):
-    origin = request.headers.get("Origin")
-    if origin and g.get("origin_ok"):
-        response.headers["Access-Control-Allow-Origin"] = origin
-    response.vary.add("Origin")
-    return response
+def _wake(woke):
+    """Queue a writer for the page views in Redis, when the queue asked for one."""
+    if woke:
+        from tracker.jobs.pageviews import wake_writer
 
-
-def _payload():
-    """The JSON body, read once, at most MAX_BODY bytes (text/plain: no CORS preflight)."""
-    if "api_payload" not in g:
-        request.max_content_length = MAX_BODY
-        raw = request.get_data(cache=True)
         try:
-            g.api_payload = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            g.api_payload = None
-    return g.api_payload
-
-
-def _site_key():
-    payload = _payload()
-    key = payload.get("k") if isinstance(payload, dict) else None
-    return key if isinstance(key, str) and 0 < len(key) <= 64 else ""
-
-
-def _per_site_key():
-    return "api-site:" + _site_key()
+            wake_writer()
+        except RedisError:
+            # The queue keeps the page views; the cron run writes them a minute later.
+            logger.warning("Could not queue the page-view writer", exc_info=True)
 
 
 @bp.before_request
 def guard():
-    """Size first, then shape, then key and Origin; the rate limits ran before this."""
-    if request.method == "OPTIONS":
+    """Size first, then shape, then key and Origin; the rate limits come with the visit."""
+    req = request._get_current_object()
+    call = g.api = Call(current_app._get_current_object(), req.headers.get("Origin") or "",
+                        req.remote_addr or "-")
+    if req.method == "OPTIONS":
         return None
-    if (request.content_length or 0) > MAX_BODY:
+    if (req.content_length or 0) > MAX_BODY:
         return _error(413, "the body is larger than 4096 bytes")
-    payload = _payload()  # a streamed body over the limit raises 413, handled below
-    if not isinstance(payload, dict):
+    req.max_content_length = MAX_BODY  # a streamed body over the limit raises 413 (below)
+    try:
+        call.payload = orjson.loads(req.get_data(cache=True))
+    except orjson.JSONDecodeError:  # also for bytes that are not UTF-8
+        pass
+    if not isinstance(call.payload, dict):
         return _error(400, "the body must be a JSON object")
-    key = _site_key()
-    if not key:
+    key = call.payload.get("k")
+    if not isinstance(key, str) or not 0 < len(key) <= 64:
         return _error(400, "k (the site key) is required")
-    site = siteregistry.lookup(_redis(), key)
-    origin = request.headers.get("Origin") or ""
-    host = urlsplit(origin).hostname if origin.startswith(("http://", "https://")) else None
-    if site is None:
+    try:
+        call.site = call.lookup_site(key)
+    except visitstate.RateLimited:
+        return _error(429, "too many requests; slow down")
+    if call.site is None:
         return _error(403, "unknown site key")
-    if not siteregistry.origin_allowed(host, site["domains"]):
+    origin = call.origin
+    host = urlsplit(origin).hostname if origin.startswith(("http://", "https://")) else None
+    if not siteregistry.origin_allowed(host, call.site.domain_names):
         return _error(403, "this Origin is not one of the site's domains")
-    g.origin_ok = True
-    g.api_site = site
+    call.origin_ok = True
     return None
 
 
 @bp.after_request
 def no_store(response):
-    response.headers["Cache-Control"] = "no-store"
-    return _cors(response)
-
-
-def _limits(name):
-    return lambda: current_app.config[name]
+    call = g.get("api")
+    headers = response.headers
+    headers["Cache-Control"] = "no-store"
+    headers["Vary"] = "Origin"
+    if call is not None and call.origin_ok:
+        headers["Access-Control-Allow-Origin"] = call.origin
+    return response
 
 
 @bp.route("/hit", methods=["POST", "OPTIONS"])
-@limiter.limit(_limits("API_RATE_PER_IP"), key_func=get_remote_address, scope="api-ip")
-@limiter.limit(_limits("API_RATE_PER_SITE"), key_func=_per_site_key, scope="api-site")
 def hit():
+    call = g.api
     if request.method == "OPTIONS":
-        return preflight()
+        return preflight(call)
     try:
-        page_view = pageviews.parse_hit(_payload())
+        page_view = pageviews.parse_hit(call.payload)
     except pageviews.PayloadError as exc:
         return _error(400, str(exc))
     try:
-        answer = pageviews.record_page_view(
-            _site(), page_view, request.headers.get("User-Agent", "")[:500], _redis()
+        answer, woke = pageviews.record_page_view(
+            call.site, page_view, request.headers.get("User-Agent", "")[:500], _redis(),
+            call.all_rates(),
         )
-    except pageviews.SiteGone:
-        _redis().delete(siteregistry.cache_key(_site_key()))
-        return _error(403, "unknown site key")
-    return jsonify(answer)
+    except visitstate.RateLimited:
+        return _error(429, "too many requests; slow down")
+    _wake(woke)
+    return _json(answer)
 
 
 @bp.route("/display", methods=["POST", "OPTIONS"])
-@limiter.limit(_limits("API_RATE_PER_IP"), key_func=get_remote_address, scope="api-ip")
-@limiter.limit(_limits("API_RATE_PER_SITE"), key_func=_per_site_key, scope="api-site")
 def display():
+    call = g.api
     if request.method == "OPTIONS":
-        return preflight()
+        return preflight(call)
     try:
-        visit_id, rows = pageviews.parse_displays(_payload())
+        visit_id, rows = pageviews.parse_displays(call.payload)
     except pageviews.PayloadError as exc:
         return _error(400, str(exc))
-    stored = pageviews.record_displays(_site(), visit_id, rows)
-    return jsonify(stored=stored)
+    try:
+        stored, woke = pageviews.record_displays(call.site, visit_id, rows, _redis(),
+                                                 call.all_rates())
+    except visitstate.RateLimited:
+        return _error(429, "too many requests; slow down")
+    _wake(woke)
+    return _json({"stored": stored})
 
 
-def preflight():
+def preflight(call):
     """Browsers do not preflight text/plain POSTs; answer politely if one asks anyway."""
-    response = make_response("", 204)
-    origin = request.headers.get("Origin")
-    if origin:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Allow-Methods"] = "POST"
-        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-        response.headers["Access-Control-Max-Age"] = "86400"
+    response = current_app.response_class("", status=204)
+    if call.origin:
+        response.headers.update({
+            "Access-Control-Allow-Origin": call.origin,
+            "Access-Control-Allow-Methods": "POST",
+            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Max-Age": "86400",
+        })
     return response
 
 
@@ -158,9 +216,3 @@ def script_headers(response):
 @bp.errorhandler(413)
 def too_large(exc):
     return _error(413, "the body is larger than 4096 bytes")
-
-
-@bp.errorhandler(429)
-def too_many(exc):
-    return _error(429, "too many requests; slow down")
-

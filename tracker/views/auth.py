@@ -1,12 +1,12 @@
 """Sign in, sign out and personal settings."""
 
-from flask import Blueprint, current_app, flash, g, redirect, request, url_for
+from flask import Blueprint, flash, redirect, request, url_for
 from flask_babel import gettext as _
-from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 
-from tracker.extensions import db, limiter
+from tracker import ratelimits
+from tracker.extensions import db
 from tracker.forms.auth import LoginForm, SettingsForm
 from tracker.models import User
 from tracker.views.helpers import redirect_to, render
@@ -14,19 +14,17 @@ from tracker.views.helpers import redirect_to, render
 bp = Blueprint("auth", __name__)
 
 
-def _login_email():
-    """Throttling key: the email being tried, whatever the IP."""
-    return "login-email:" + (request.form.get("email") or "").strip().lower()[:320]
-
-
-def _login_failed(response):
-    return g.get("login_failed", False)
+def _throttles():
+    """Failed sign-ins are counted per IP and per email tried (whatever the IP)."""
+    email = (request.form.get("email") or "").strip().lower()[:320]
+    return [("LOGIN_ATTEMPTS_PER_IP", request.remote_addr or "-"),
+            ("LOGIN_ATTEMPTS_PER_EMAIL", email)]
 
 
 def _too_many_attempts(limit):
     form = LoginForm()
     message = _("Too many failed sign-in attempts. Wait %(minutes)d minutes and try again.",
-                minutes=max(1, round(limit.limit.get_expiry() / 60)))
+                minutes=max(1, round(limit.get_expiry() / 60)))
     return render("auth/login.html", form=form, throttled=message, status=429)
 
 
@@ -45,21 +43,11 @@ def login():
 
 
 @bp.post("/login")
-@limiter.limit(
-    lambda: current_app.config["LOGIN_ATTEMPTS_PER_IP"],
-    key_func=get_remote_address,
-    deduct_when=_login_failed,
-    on_breach=_too_many_attempts,
-    scope="login-ip",
-)
-@limiter.limit(
-    lambda: current_app.config["LOGIN_ATTEMPTS_PER_EMAIL"],
-    key_func=_login_email,
-    deduct_when=_login_failed,
-    on_breach=_too_many_attempts,
-    scope="login-email",
-)
 def login_post():
+    throttles = _throttles()
+    for setting, key in throttles:
+        if (limit := ratelimits.used_up(setting, key)) is not None:
+            return _too_many_attempts(limit)
     form = LoginForm()
     if form.validate_on_submit():
         user = db.session.scalar(
@@ -68,7 +56,8 @@ def login_post():
         if user is not None and user.active and user.check_password(form.password.data):
             login_user(user, remember=form.remember.data)
             return redirect_to(_safe_next(request.args.get("next")) or url_for("main.index"))
-        g.login_failed = True
+        for setting, key in throttles:
+            ratelimits.count(setting, key)
         form.password.errors.append(_("Wrong email or password."))
     return render("auth/login.html", form=form, status=422)
 

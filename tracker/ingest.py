@@ -1,0 +1,323 @@
+"""Writing the page views queued in Redis (see tracker.visitstate) to the database.
+
+One writer at a time holds a Redis lock. Each batch of stream entries is written
+in one transaction together with the cursor (IngestCursor, the last entry id
+written) and only then trimmed from the stream, so a writer that dies anywhere in
+between loses nothing and writes nothing twice.
+
+Entries of sites, visits, rules, pool addresses or blocks deleted meanwhile are
+dropped or lose that link, as the foreign keys would have it.
+"""
+
+import logging
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import orjson
+from redis.exceptions import LockError, RedisError
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from tracker import visitstate
+from tracker.extensions import db, redis_client
+from tracker.models import Assignment, Block, Display, IngestCursor, PoolAddress, Rule, Site, Visit
+from tracker.models.visits import UTM_FIELDS
+
+logger = logging.getLogger(__name__)
+
+BATCH = 1000
+CURSOR = "pageviews"
+LOCK = "tracker:pageviews:lock"
+LOCK_TTL = 60
+# How long a sync waits for a running writer before attributing its emails.
+SYNC_WAIT_SECONDS = 30
+
+_VISITS, _ASSIGNMENTS = Visit.__table__, Assignment.__table__
+_VISIT_TEXT = ("visitor_id", "landing_url", "referrer", "channel", "ga_client_id",
+               "ym_client_id", "user_agent", *UTM_FIELDS)
+# Matched back by their key, not by order: SQLite returns the rows of a batch insert
+# in one statement only when their order does not matter.
+_ADD_VISITS = insert(_VISITS).returning(_VISITS.c.id, _VISITS.c.site_id,
+                                        _VISITS.c.client_visit_id)
+_COUNT_PAGES = update(_VISITS).where(_VISITS.c.id == bindparam("vid")).values(
+    page_views=_VISITS.c.page_views + bindparam("n"), last_seen_at=bindparam("at"))
+_LATEST_LEASE = (
+    select(func.max(_ASSIGNMENTS.c.id))
+    .where(_ASSIGNMENTS.c.visit_id == bindparam("vid"), _ASSIGNMENTS.c.rule_id == bindparam("rid"),
+           _ASSIGNMENTS.c.pool_address_id == bindparam("pid"), _ASSIGNMENTS.c.kind == "pool")
+    .scalar_subquery()
+)
+_EXTEND_LEASES = update(_ASSIGNMENTS).where(_ASSIGNMENTS.c.id == _LATEST_LEASE).values(
+    expires_at=bindparam("x"))
+
+
+class Unreadable(ValueError):
+    """A stream entry without the expected shape (skipped, never retried forever)."""
+
+
+def _given_ok(item):
+    if not isinstance(item, dict) or not isinstance(item.get("r"), int):
+        return False
+    if "k" in item:  # an address given
+        return isinstance(item["k"], str) and isinstance(item.get("a"), str)
+    return isinstance(item.get("p"), int) and isinstance(item.get("x"), int)  # a renewal
+
+
+def _display_ok(row):
+    return (isinstance(row, list) and len(row) == 3 and isinstance(row[0], int)
+            and isinstance(row[1], str) and isinstance(row[2], int))
+
+
+class Entry:
+    """One stream entry, decoded and checked."""
+
+    __slots__ = ("type", "site", "visit", "at", "row", "given", "displays")
+
+    def __init__(self, fields):
+        try:
+            self.type = fields[b"t"].decode()
+            self.site = int(fields[b"s"])
+            self.visit = fields[b"c"].decode()
+            self.at = _time(fields[b"m"])
+            self.row = orjson.loads(fields.get(b"v", b"{}"))
+            self.given = orjson.loads(fields.get(b"a", b"[]")) or []
+            self.displays = orjson.loads(fields.get(b"d", b"[]")) or []
+        except (KeyError, ValueError, OverflowError) as exc:
+            raise Unreadable(str(exc)) from None
+        if (self.type not in ("v", "p", "a", "d") or not isinstance(self.row, dict)
+                or not isinstance(self.given, list) or not all(map(_given_ok, self.given))
+                or not isinstance(self.displays, list)
+                or not all(map(_display_ok, self.displays))):
+            raise Unreadable("unexpected shape")
+
+    @property
+    def key(self):
+        return self.site, self.visit
+
+
+def _time(ms):
+    return datetime.fromtimestamp(int(ms) / 1000, UTC).replace(tzinfo=None)
+
+
+def _limit(column):
+    return column.type.length or None
+
+
+# Text is cut to its column's length: the API checked it; this keeps any backend happy.
+_VISIT_LIMITS = {name: _limit(_VISITS.c[name]) for name in _VISIT_TEXT}
+_KIND_LIMIT, _ADDRESS_LIMIT = _limit(_ASSIGNMENTS.c.kind), _limit(_ASSIGNMENTS.c.address)
+_DISPLAY_ADDRESS_LIMIT = _limit(Display.__table__.c.address)
+
+
+def _text(value, limit):
+    return str(value)[:limit] if value else ""
+
+
+def _existing(model, ids):
+    ids = {i for i in ids if isinstance(i, int)}
+    if not ids:
+        return set()
+    return set(db.session.scalars(select(model.id).where(model.id.in_(ids))))
+
+
+def _visit_ids(pairs):
+    """{(site id, client visit id): visit id} of the visits already stored."""
+    by_site = defaultdict(list)
+    for site, client_visit_id in pairs:
+        by_site[site].append(client_visit_id)
+    found = {}
+    for site, client_ids in by_site.items():
+        for start in range(0, len(client_ids), 500):
+            found.update(((site, cv), vid) for vid, cv in db.session.execute(
+                select(_VISITS.c.id, _VISITS.c.client_visit_id).where(
+                    _VISITS.c.site_id == site,
+                    _VISITS.c.client_visit_id.in_(client_ids[start:start + 500]))))
+    return found
+
+
+def _write_visits(entries, accounts):
+    """Store new visits and count page views; returns {(site, client visit id): visit id}."""
+    ids = _visit_ids({entry.key for entry in entries})
+    rows, pages = [], defaultdict(lambda: [0, None])
+    for entry in entries:
+        if entry.type == "v" and entry.key not in ids and entry.key not in pages:
+            visit = entry.row
+            row = {name: str(visit[name])[:limit] if visit.get(name) else ""
+                   for name, limit in _VISIT_LIMITS.items()}
+            row.update(account_id=accounts[entry.site], site_id=entry.site,
+                       client_visit_id=entry.visit, is_bot=visit.get("is_bot") is True,
+                       started_at=entry.at, last_seen_at=entry.at, page_views=1,
+                       created_at=entry.at)
+            rows.append(row)
+            pages[entry.key] = [0, entry.at]
+        elif entry.type in ("v", "p"):
+            count = pages[entry.key]
+            count[0] += 1
+            count[1] = entry.at
+    if rows:
+        ids.update(((site, cv), vid) for vid, site, cv in db.session.execute(_ADD_VISITS, rows))
+    counts = [{"vid": ids[key], "n": n, "at": at} for key, (n, at) in pages.items() if n and key in ids]
+    if counts:
+        db.session.execute(_COUNT_PAGES, counts)
+    return ids
+
+
+def _taken_tokens(entries):
+    """(site id, token) pairs of this batch that are already stored."""
+    wanted = {(entry.site, given["t"]) for entry in entries for given in entry.given
+              if given.get("t")}
+    taken = set()
+    for site in {site for site, _ in wanted}:
+        tokens = [token for s, token in wanted if s == site]
+        taken.update((site, token) for token in db.session.scalars(
+            select(_ASSIGNMENTS.c.token).where(_ASSIGNMENTS.c.site_id == site,
+                                               _ASSIGNMENTS.c.token.in_(tokens))))
+    return taken
+
+
+def _write_assignments(entries, accounts, visit_ids):
+    given = [(entry, item) for entry in entries for item in entry.given]
+    if not given:
+        return
+    rules = _existing(Rule, {item.get("r") for _, item in given})
+    pools = _existing(PoolAddress, {item.get("p") for _, item in given})
+    taken = _taken_tokens(entries)
+    rows, renewals = [], {}
+    for entry, item in given:
+        visit_id = visit_ids.get(entry.key)
+        if visit_id is None:
+            continue
+        if "k" not in item:  # a lease renewed: the visit's latest lease of the address
+            renewals[visit_id, item["r"]] = (item["p"], item["x"])
+            continue
+        renewals.pop((visit_id, item["r"]), None)  # older renewals belong to older leases
+        token = item.get("t")
+        if token and (entry.site, token) in taken:
+            # 49 random bits clashed with a token of another visit (rare beyond
+            # belief): the address stays the earlier visit's.
+            logger.warning("Token %s of site %s was drawn twice; the later visit %s "
+                           "keeps its address without the token", token, entry.site, visit_id)
+            token = None
+        elif token:
+            taken.add((entry.site, token))
+        rows.append(dict(
+            account_id=accounts[entry.site], site_id=entry.site, visit_id=visit_id,
+            rule_id=item["r"] if item["r"] in rules else None,
+            pool_address_id=item.get("p") if item.get("p") in pools else None,
+            kind=_text(item["k"], _KIND_LIMIT), address=_text(item["a"], _ADDRESS_LIMIT),
+            token=token,
+            assigned_at=entry.at, created_at=entry.at,
+            expires_at=_time(item["x"]) if "x" in item else None,
+        ))
+    if rows:
+        db.session.execute(insert(_ASSIGNMENTS), rows)
+    if renewals:
+        db.session.execute(_EXTEND_LEASES, [
+            {"vid": vid, "rid": rid, "pid": pid, "x": _time(x)}
+            for (vid, rid), (pid, x) in renewals.items()])
+
+
+def _write_displays(entries, accounts, visit_ids):
+    reports = [entry for entry in entries if entry.type == "d" and entry.key in visit_ids]
+    rows = [(entry, row) for entry in reports for row in entry.displays]
+    blocks = _existing(Block, {row[0] for _, row in rows})
+    displays = [
+        dict(account_id=accounts[entry.site], visit_id=visit_ids[entry.key], block_id=block,
+             address=_text(address, _DISPLAY_ADDRESS_LIMIT), count=count, at=entry.at,
+             created_at=entry.at)
+        for entry, (block, address, count) in rows if block in blocks
+    ]
+    if displays:
+        db.session.execute(insert(Display.__table__), displays)
+
+
+def _write(entries):
+    accounts = dict(db.session.execute(
+        select(Site.id, Site.account_id).where(Site.id.in_({entry.site for entry in entries}))
+    ).all())
+    entries = [entry for entry in entries if entry.site in accounts]
+    if not entries:
+        return
+    visit_ids = _write_visits(entries, accounts)
+    _write_assignments(entries, accounts, visit_ids)
+    _write_displays(entries, accounts, visit_ids)
+
+
+def _move_cursor(last, new):
+    """Record the new position; False when another writer moved it first."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if last is None:
+        db.session.add(IngestCursor(name=CURSOR, last_id=new, updated_at=now))
+        return True
+    moved = db.session.execute(
+        update(IngestCursor).where(IngestCursor.name == CURSOR, IngestCursor.last_id == last)
+        .values(last_id=new, updated_at=now)
+    )
+    return moved.rowcount == 1
+
+
+def write_batch(redis, size=BATCH):
+    """Write the next `size` entries of the stream; returns how many were written."""
+    last = db.session.scalar(select(IngestCursor.last_id).where(IngestCursor.name == CURSOR))
+    raw = redis.xrange(visitstate.STREAM, min="(" + (last or "0-0"), count=size)
+    if not raw:
+        db.session.rollback()
+        return 0
+    entries = []
+    for entry_id, fields in raw:
+        try:
+            entries.append(Entry(fields))
+        except Unreadable as exc:
+            logger.error("Skipped page-view entry %s: %s", entry_id.decode(), exc)
+    _write(entries)
+    new = raw[-1][0].decode()
+    if not _move_cursor(last, new):
+        db.session.rollback()
+        return 0
+    db.session.commit()
+    redis.xtrim(visitstate.STREAM, minid=new, approximate=False)  # keeps the last one
+    return len(raw)
+
+
+def flush(redis, wait=0):
+    """Write everything queued so far, unless another writer holds the lock for `wait` s.
+
+    Stops at the first batch that is not full, so that entries that keep arriving
+    are left for the next call rather than written in ever smaller batches.
+
+    Returns the number of entries written (None when the lock was not had).
+    """
+    lock = redis.lock(LOCK, timeout=LOCK_TTL)
+    if not lock.acquire(blocking=wait > 0, blocking_timeout=wait or None):
+        return None
+    try:
+        total = 0
+        while True:
+            written = write_batch(redis)
+            total += written
+            if written < BATCH:  # caught up with what was queued when it started
+                return total
+            lock.extend(LOCK_TTL, replace_ttl=True)
+    except BaseException:
+        db.session.rollback()
+        raise
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            logger.warning("The page-view writer's lock expired before release")
+
+
+def before_batch_stored(app, **_kwargs):
+    """The sync's batch_fetched signal: store the page views before attributing emails.
+
+    Every email of the batch was fetched before this, so every address shown
+    before it arrived is in the queue now. Failing to write them costs only the
+    attribution of the freshest visits, so the sync goes on (and says why in the log).
+    """
+    try:
+        if flush(redis_client(), wait=SYNC_WAIT_SECONDS) is None:
+            logger.warning("The page-view writer is busy; attributing without the newest visits")
+    except (RedisError, SQLAlchemyError):
+        db.session.rollback()
+        logger.exception("Could not write queued page views before attribution")
