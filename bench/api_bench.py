@@ -59,17 +59,17 @@ def setup_database(env):
         db.engine.dispose()
 
 
-def gunicorn_command(threads):
-    """The same settings for both servers: 2 workers, sync (or gthread with threads > 1)."""
+def gunicorn_command(threads, workers=WORKERS):
+    """The same settings for both servers: sync workers (or gthread with threads > 1)."""
     worker_class = ["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else \
         ["--worker-class", "sync"]
-    return [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), *worker_class,
+    return [sys.executable, "-m", "gunicorn", "--workers", str(workers), *worker_class,
             "--log-level", "warning"]
 
 
-def start_gunicorn(app_module, port, env, cwd, log, threads):
+def start_gunicorn(app_module, port, env, cwd, log, threads, workers):
     process = subprocess.Popen(
-        [*gunicorn_command(threads), "--bind", f"127.0.0.1:{port}", app_module],
+        [*gunicorn_command(threads, workers), "--bind", f"127.0.0.1:{port}", app_module],
         cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     deadline = time.monotonic() + 30
@@ -84,6 +84,39 @@ def start_gunicorn(app_module, port, env, cwd, log, threads):
                 raise RuntimeError(f"gunicorn for {app_module} exited with {process.returncode}")
             time.sleep(0.2)
     raise RuntimeError(f"gunicorn for {app_module} did not start")
+
+
+def start_writer(env, log):
+    """The RQ worker that writes queued page views to the database, as in production."""
+    rq = Path(sys.executable).with_name("rq")
+    return subprocess.Popen(
+        [str(rq), "worker", "--worker-class", "tracker.jobs.worker.Worker", "--url",
+         env["REDIS_URL"], "default"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def backlog(redis_url):
+    """Stream entries not yet written (the writer keeps the last written one)."""
+    from redis import Redis
+
+    from tracker.visitstate import STREAM
+
+    client = Redis.from_url(redis_url)
+    try:
+        return max(0, client.xlen(STREAM) - 1)
+    finally:
+        client.close()
+
+
+def stored(database):
+    """(visits, page views) written to the database."""
+    import sqlite3
+
+    with sqlite3.connect(database) as connection:
+        visits, pages = connection.execute(
+            "SELECT count(*), coalesce(sum(page_views), 0) FROM visit").fetchone()
+    return visits, pages
 
 
 def stop(process):
@@ -103,6 +136,7 @@ def wrk(port, duration, mode):
     env = {**os.environ, "BENCH_SITE_KEY": SITE_KEY, "BENCH_MODE": mode}
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    sent = int(re.search(r"(\d+) requests in", out).group(1))
     p50 = _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1))
     p99 = _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1))
     errors = 0
@@ -111,7 +145,7 @@ def wrk(port, duration, mode):
         found = re.search(pattern, out)
         if found:
             errors += sum(int(n) for n in found.groups())
-    return rps, p50, p99, errors, out
+    return rps, p50, p99, errors, sent
 
 
 def _ms(text):
@@ -134,6 +168,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of all runs, alternating; the median round is reported")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server")
+    parser.add_argument("--workers", type=int, default=WORKERS, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=THREADS,
                         help="threads per gunicorn worker (gthread when > 1)")
     args = parser.parse_args()
@@ -159,25 +194,48 @@ def main():
 
             env["FERNET_KEYS"] = Fernet.generate_key().decode()
             setup_database(env)
+            database = tmp / "bench.sqlite3"
             log = open(tmp / "gunicorn.log", "wb")
             tracker_port, bare_port = free_port(), free_port()
-            processes.append(start_gunicorn("wsgi:app", tracker_port, env, ROOT, log, args.threads))
+            processes.append(start_gunicorn("wsgi:app", tracker_port, env, ROOT, log, args.threads,
+                                            args.workers))
             processes.append(start_gunicorn("bare_app:app", bare_port, env, ROOT / "bench", log,
-                                            args.threads))
+                                            args.threads, args.workers))
+            processes.append(start_writer(env, log))
 
             runs = [("tracker, new visits", tracker_port, "new"),
                     ("tracker, returning visits", tracker_port, "returning"),
                     ("bare Flask JSON endpoint", bare_port, "new")]
+            sent = {"new": 0, "returning": 0}
             for _name, port, mode in runs:
-                wrk(port, args.warmup, mode)
+                if port == tracker_port:
+                    sent[mode] += wrk(port, args.warmup, mode)[4]
+                else:
+                    wrk(port, args.warmup, mode)
             # Alternate the runs, so that whatever else the machine does hits all of them alike.
             rounds = {name: [] for name, _, _ in runs}
+            backlogs = {name: [] for name, _, _ in runs}
             for _ in range(args.rounds):
                 for name, port, mode in runs:
                     rounds[name].append(wrk(port, args.duration, mode))
-                    print(f"{name}: {rounds[name][-1][0]:.0f} req/s", file=sys.stderr)
+                    backlogs[name].append(backlog(redis.url))
+                    if port == tracker_port:
+                        sent[mode] += rounds[name][-1][4]
+                    print(f"{name}: {rounds[name][-1][0]:.0f} req/s, "
+                          f"{backlogs[name][-1]} queued", file=sys.stderr)
             results = {name: sorted(found, key=lambda r: r[0])[len(found) // 2]
                        for name, found in rounds.items()}
+            # Every page view is written, and written once: visits and page counts add up
+            # (wrk counts the requests it finished; up to 32 more were in flight per run).
+            started, written = time.monotonic(), None
+            while time.monotonic() - started < 120:
+                time.sleep(0.5)
+                now = stored(database)
+                if now == written and backlog(redis.url) == 0:
+                    break
+                written = now
+            drained = time.monotonic() - started
+            expected = (sent["new"] + 1000, sent["new"] + sent["returning"])
         finally:
             for process in processes:
                 stop(process)
@@ -186,7 +244,7 @@ def main():
         tail = (tmp / "gunicorn.log").read_text(errors="replace")[-2000:]
 
     bare = results["bare Flask JSON endpoint"][0]
-    print(f"Machine: {machine()}; `{' '.join(gunicorn_command(args.threads)[1:])}`; "
+    print(f"Machine: {machine()}; `{' '.join(gunicorn_command(args.threads, args.workers)[1:])}`; "
           f"`wrk -t2 -c{CONNECTIONS} -d{args.duration}s --latency -s bench/hit.lua` after "
           f"{args.warmup}s of warm-up; the median of {args.rounds} alternating rounds; "
           f"SQLite (WAL) and Redis on loopback.\n")
@@ -194,6 +252,13 @@ def main():
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, (rps, p50, p99, errors, _) in results.items():
         print(f"| {name} | {rps:.0f} | {p50:.1f} ms | {p99:.1f} ms | {errors} | {rps / bare:.0%} |")
+    print(f"\nThe page-view writer (one `rq worker`) ran alongside on the same CPUs. Entries "
+          f"queued and not yet written when each tracker run ended: "
+          + "; ".join(f"{name.split(', ')[1]} {', '.join(map(str, backlogs[name]))}"
+                      for name in ("tracker, new visits", "tracker, returning visits"))
+          + f". All written {drained:.1f} s after the last run: {written[0]} visits and "
+          f"{written[1]} page views, for {expected[0]} and {expected[1]} that wrk saw answered "
+          f"(plus those still in flight when each run stopped).")
     for name in ("tracker, new visits", "tracker, returning visits"):
         rps, _, p99, errors, _ = results[name]
         met = rps >= bare / 2 and p99 <= 50 and not errors

@@ -23,13 +23,15 @@ wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 
 
 function request()
   counter = counter + 1
-  local id
+  local id, first
   if mode == "returning" then
-    id = string.format("visit%05d", counter % 1000)
+    id, first = string.format("visit%05d", counter % 1000), "false"
   else
-    id = string.format("v%s%08d", prefix, counter)
+    -- The website script says "n": true on the first page view of a visit.
+    id, first = string.format("v%s%08d", prefix, counter), "true"
   end
   local body = '{"k":"' .. key .. '","v":"visitor-' .. id .. '","s":"' .. id ..
-    '","u":"https://bench.example/prices?utm_source=bench&utm_medium=cpc","r":"https://ya.ru/"}'
+    '","u":"https://bench.example/prices?utm_source=bench&utm_medium=cpc","r":"https://ya.ru/"' ..
+    ',"n":' .. first .. '}'
   return wrk.format(nil, "/api/v1/hit", nil, body)
 end

@@ -4,6 +4,7 @@ import contextvars
 import itertools
 import re
 import threading
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -126,6 +127,26 @@ def ctx(app):
     """An app context for the test body (database queries, config)."""
     with app.app_context():
         yield
+
+
+@pytest.fixture
+def worker_env(app, tmp_path):
+    """The environment of an `rq worker` process started by a test: the test's database
+    and Redis, and this checkout's package (whatever the virtualenv's editable install
+    points at); keyword arguments add settings."""
+    def make(**extra):
+        return {
+            "PATH": "/usr/bin:/bin",
+            "DATABASE_URL": app.config["DATABASE_URL"],
+            "REDIS_URL": app.config["REDIS_URL"],
+            "SECRET_KEY": app.config["SECRET_KEY"],
+            "FERNET_KEYS": ",".join(app.config["FERNET_KEYS"]),
+            "INSTANCE_PATH": str(tmp_path / "worker-instance"),
+            "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+            **extra,
+        }
+
+    return make
 
 
 @pytest.fixture

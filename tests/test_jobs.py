@@ -26,19 +26,12 @@ def test_worker_runs_a_job_in_burst_mode(app, factory):
     redis.close()
 
 
-def test_rq_worker_process_runs_a_job(app, tmp_path):
+def test_rq_worker_process_runs_a_job(app, tmp_path, worker_env):
     """`rq worker --burst` as a separate process builds its own app from the environment."""
     redis = Redis.from_url(app.config["REDIS_URL"])
     queue = Queue("default", connection=redis)
     job = queue.enqueue(heartbeat)
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DATABASE_URL": app.config["DATABASE_URL"],
-        "REDIS_URL": app.config["REDIS_URL"],
-        "SECRET_KEY": app.config["SECRET_KEY"],
-        "FERNET_KEYS": ",".join(app.config["FERNET_KEYS"]),
-        "INSTANCE_PATH": str(tmp_path / "worker-instance"),
-    }
+    env = worker_env()
     rq = [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", app.config["REDIS_URL"]]
     done = subprocess.run([*rq, "default"], env=env, capture_output=True, text=True, timeout=60,
                           cwd=tmp_path)
@@ -59,7 +52,7 @@ def test_cron_config_registers_the_heartbeat():
 
 
 def test_page_views_wake_one_writer_which_writes_them_and_sleeps_again(app, client, factory,
-                                                                       tmp_path):
+                                                                       tmp_path, worker_env):
     """The writer runs in a real `rq worker` process of our worker class (a forked horse)."""
     import json
 
@@ -86,18 +79,11 @@ def test_page_views_wake_one_writer_which_writes_them_and_sleeps_again(app, clie
     for n in range(3):
         hit(n)
     assert queue.count == 1  # one wake-up for the three
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DATABASE_URL": app.config["DATABASE_URL"],
-        "REDIS_URL": app.config["REDIS_URL"],
-        "SECRET_KEY": app.config["SECRET_KEY"],
-        "FERNET_KEYS": ",".join(app.config["FERNET_KEYS"]),
-        "INSTANCE_PATH": str(tmp_path / "worker-instance"),
-    }
+    env = worker_env()
     rq = [sys.executable, "-m", "rq.cli", "worker", "--burst", "--worker-class",
           "tracker.jobs.worker.Worker", "--url", app.config["REDIS_URL"], "default"]
     done = subprocess.run(rq, env=env, capture_output=True, text=True, timeout=60,
-                          cwd=app.root_path + "/..")
+                          cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(Visit)) == 3

@@ -5,7 +5,6 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -525,24 +524,13 @@ def test_cron_runs_the_dispatcher_every_minute():
     assert found and found[0]["interval"] == 60
 
 
-def test_rq_worker_process_syncs_a_mailbox(app, ctx, box, dovecot, tmp_path):
+def test_rq_worker_process_syncs_a_mailbox(app, ctx, box, dovecot, tmp_path, worker_env):
     """`rq worker --burst` as a separate process, with our worker class as deployed."""
     box.deliver(mail(1))
     box.deliver(mail(2))
     job, _fresh = enqueue_sync(box.id)
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DATABASE_URL": app.config["DATABASE_URL"],
-        "REDIS_URL": app.config["REDIS_URL"],
-        "SECRET_KEY": app.config["SECRET_KEY"],
-        "FERNET_KEYS": ",".join(app.config["FERNET_KEYS"]),
-        "INSTANCE_PATH": str(tmp_path / "worker-instance"),
-        # This checkout's package, whatever the virtualenv's editable install points at.
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-        "ALLOW_PRIVATE_IMAP_HOSTS": "1",
-        "IMAP_ALLOWED_PORTS": str(dovecot.tls_port),
-        "IMAP_CA_FILE": str(dovecot.ca_path),
-    }
+    env = worker_env(ALLOW_PRIVATE_IMAP_HOSTS="1", IMAP_ALLOWED_PORTS=str(dovecot.tls_port),
+                     IMAP_CA_FILE=str(dovecot.ca_path))
     rq = [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", app.config["REDIS_URL"],
           "--worker-class", "tracker.jobs.worker.Worker"]
     done = subprocess.run([*rq, app.config["RQ_QUEUE"]], env=env, capture_output=True,

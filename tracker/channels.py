@@ -77,6 +77,10 @@ _SOURCES = {
 }
 
 
+# Any click id name followed by "=" somewhere in the URL (the query is parsed only then).
+_CLICK_ID_NAME = re.compile("(?:%s)=" % "|".join(sorted(map(re.escape, _PAID_CLICK_IDS))), re.I)
+
+
 def referrer_host(referrer):
     """The lowercase host of a referrer URL without `www.`, or "" when there is none."""
     text = (referrer or "").strip()
@@ -112,8 +116,8 @@ def _is_own(host, own_domains):
 
 
 def _has_click_id(landing_url):
-    if not landing_url:
-        return False
+    if not landing_url or not _CLICK_ID_NAME.search(landing_url):
+        return False  # most landings: no need to parse the query
     try:
         query = urlsplit(landing_url).query
     except ValueError:

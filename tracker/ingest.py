@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import orjson
 from redis.exceptions import LockError, RedisError
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from tracker import visitstate
@@ -35,10 +35,9 @@ SYNC_WAIT_SECONDS = 30
 _VISITS, _ASSIGNMENTS = Visit.__table__, Assignment.__table__
 _VISIT_TEXT = ("visitor_id", "landing_url", "referrer", "channel", "ga_client_id",
                "ym_client_id", "user_agent", *UTM_FIELDS)
-# Matched back by their key, not by order: SQLite returns the rows of a batch insert
-# in one statement only when their order does not matter.
-_ADD_VISITS = insert(_VISITS).returning(_VISITS.c.id, _VISITS.c.site_id,
-                                        _VISITS.c.client_visit_id)
+_FIND_VISITS = select(_VISITS.c.id, _VISITS.c.client_visit_id).where(
+    _VISITS.c.site_id == bindparam("site"),
+    _VISITS.c.client_visit_id.in_(bindparam("ids", expanding=True)))
 _COUNT_PAGES = update(_VISITS).where(_VISITS.c.id == bindparam("vid")).values(
     page_views=_VISITS.c.page_views + bindparam("n"), last_seen_at=bindparam("at"))
 _LATEST_LEASE = (
@@ -105,6 +104,11 @@ def _limit(column):
 
 # Text is cut to its column's length: the API checked it; this keeps any backend happy.
 _VISIT_LIMITS = {name: _limit(_VISITS.c[name]) for name in _VISIT_TEXT}
+_VISIT_COLUMNS = (*_VISIT_LIMITS, "account_id", "site_id", "client_visit_id", "is_bot",
+                  "started_at", "last_seen_at", "page_views", "created_at")
+_ASSIGNMENT_COLUMNS = ("account_id", "site_id", "visit_id", "rule_id", "pool_address_id", "kind",
+                       "address", "token", "assigned_at", "created_at", "expires_at")
+_DISPLAY_COLUMNS = ("account_id", "visit_id", "block_id", "address", "count", "at", "created_at")
 _KIND_LIMIT, _ADDRESS_LIMIT = _limit(_ASSIGNMENTS.c.kind), _limit(_ASSIGNMENTS.c.address)
 _DISPLAY_ADDRESS_LIMIT = _limit(Display.__table__.c.address)
 
@@ -120,6 +124,30 @@ def _existing(model, ids):
     return set(db.session.scalars(select(model.id).where(model.id.in_(ids))))
 
 
+def _bulk_insert(table, columns, rows):
+    """INSERT rows (tuples in `columns` order) through the driver's executemany.
+
+    SQLAlchemy's per-row parameter handling costs more than the database's own
+    work here, so the values must be ready for the driver (times via _time_value).
+    """
+    if not rows:
+        return
+    connection = db.session.connection()
+    dialect = connection.dialect
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    quote = dialect.identifier_preparer.quote
+    connection.exec_driver_sql(
+        f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))}) "
+        f"VALUES ({', '.join([mark] * len(columns))})", rows)
+
+
+def _time_value():
+    """How times go to the driver: SQLite stores SQLAlchemy's text form, others datetimes."""
+    if db.session.connection().dialect.name == "sqlite":
+        return lambda at: at.isoformat(" ", "microseconds")
+    return lambda at: at
+
+
 def _visit_ids(pairs):
     """{(site id, client visit id): visit id} of the visits already stored."""
     by_site = defaultdict(list)
@@ -129,33 +157,31 @@ def _visit_ids(pairs):
     for site, client_ids in by_site.items():
         for start in range(0, len(client_ids), 500):
             found.update(((site, cv), vid) for vid, cv in db.session.execute(
-                select(_VISITS.c.id, _VISITS.c.client_visit_id).where(
-                    _VISITS.c.site_id == site,
-                    _VISITS.c.client_visit_id.in_(client_ids[start:start + 500]))))
+                _FIND_VISITS, {"site": site, "ids": client_ids[start:start + 500]}))
     return found
 
 
 def _write_visits(entries, accounts):
     """Store new visits and count page views; returns {(site, client visit id): visit id}."""
     ids = _visit_ids({entry.key for entry in entries})
-    rows, pages = [], defaultdict(lambda: [0, None])
+    rows, pages, time_value = [], defaultdict(lambda: [0, None]), _time_value()
     for entry in entries:
         if entry.type == "v" and entry.key not in ids and entry.key not in pages:
-            visit = entry.row
-            row = {name: str(visit[name])[:limit] if visit.get(name) else ""
-                   for name, limit in _VISIT_LIMITS.items()}
-            row.update(account_id=accounts[entry.site], site_id=entry.site,
-                       client_visit_id=entry.visit, is_bot=visit.get("is_bot") is True,
-                       started_at=entry.at, last_seen_at=entry.at, page_views=1,
-                       created_at=entry.at)
-            rows.append(row)
+            visit, at = entry.row, time_value(entry.at)
+            rows.append((
+                *(value[:limit] if isinstance(value := visit.get(name), str) else ""
+                  for name, limit in _VISIT_LIMITS.items()),
+                accounts[entry.site], entry.site, entry.visit, visit.get("is_bot") is True,
+                at, at, 1, at,
+            ))
             pages[entry.key] = [0, entry.at]
         elif entry.type in ("v", "p"):
             count = pages[entry.key]
             count[0] += 1
             count[1] = entry.at
     if rows:
-        ids.update(((site, cv), vid) for vid, site, cv in db.session.execute(_ADD_VISITS, rows))
+        _bulk_insert(_VISITS, _VISIT_COLUMNS, rows)
+        ids.update(_visit_ids(key for key in pages if key not in ids))
     counts = [{"vid": ids[key], "n": n, "at": at} for key, (n, at) in pages.items() if n and key in ids]
     if counts:
         db.session.execute(_COUNT_PAGES, counts)
@@ -182,7 +208,7 @@ def _write_assignments(entries, accounts, visit_ids):
     rules = _existing(Rule, {item.get("r") for _, item in given})
     pools = _existing(PoolAddress, {item.get("p") for _, item in given})
     taken = _taken_tokens(entries)
-    rows, renewals = [], {}
+    rows, renewals, time_value = [], {}, _time_value()
     for entry, item in given:
         visit_id = visit_ids.get(entry.key)
         if visit_id is None:
@@ -200,17 +226,14 @@ def _write_assignments(entries, accounts, visit_ids):
             token = None
         elif token:
             taken.add((entry.site, token))
-        rows.append(dict(
-            account_id=accounts[entry.site], site_id=entry.site, visit_id=visit_id,
-            rule_id=item["r"] if item["r"] in rules else None,
-            pool_address_id=item.get("p") if item.get("p") in pools else None,
-            kind=_text(item["k"], _KIND_LIMIT), address=_text(item["a"], _ADDRESS_LIMIT),
-            token=token,
-            assigned_at=entry.at, created_at=entry.at,
-            expires_at=_time(item["x"]) if "x" in item else None,
+        at = time_value(entry.at)
+        rows.append((
+            accounts[entry.site], entry.site, visit_id, item["r"] if item["r"] in rules else None,
+            item.get("p") if item.get("p") in pools else None, _text(item["k"], _KIND_LIMIT),
+            _text(item["a"], _ADDRESS_LIMIT), token, at, at,
+            time_value(_time(item["x"])) if "x" in item else None,
         ))
-    if rows:
-        db.session.execute(insert(_ASSIGNMENTS), rows)
+    _bulk_insert(_ASSIGNMENTS, _ASSIGNMENT_COLUMNS, rows)
     if renewals:
         db.session.execute(_EXTEND_LEASES, [
             {"vid": vid, "rid": rid, "pid": pid, "x": _time(x)}
@@ -221,14 +244,13 @@ def _write_displays(entries, accounts, visit_ids):
     reports = [entry for entry in entries if entry.type == "d" and entry.key in visit_ids]
     rows = [(entry, row) for entry in reports for row in entry.displays]
     blocks = _existing(Block, {row[0] for _, row in rows})
-    displays = [
-        dict(account_id=accounts[entry.site], visit_id=visit_ids[entry.key], block_id=block,
-             address=_text(address, _DISPLAY_ADDRESS_LIMIT), count=count, at=entry.at,
-             created_at=entry.at)
+    time_value = _time_value()
+    _bulk_insert(Display.__table__, _DISPLAY_COLUMNS, [
+        (accounts[entry.site], visit_ids[entry.key], block,
+         _text(address, _DISPLAY_ADDRESS_LIMIT), count, time_value(entry.at),
+         time_value(entry.at))
         for entry, (block, address, count) in rows if block in blocks
-    ]
-    if displays:
-        db.session.execute(insert(Display.__table__), displays)
+    ])
 
 
 def _write(entries):

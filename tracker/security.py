@@ -34,6 +34,8 @@ def load_user(user_id):
 
 
 def _security_headers(response):
+    if request.blueprint == "api":
+        return response  # the public API sets its own (tracker/views/api.py)
     headers = response.headers
     if (headers.get("Content-Type") or "").startswith("text/html"):
         headers.setdefault("Content-Security-Policy", CSP)

@@ -147,6 +147,7 @@ def no_store(response):
     headers = response.headers
     headers["Cache-Control"] = "no-store"
     headers["Vary"] = "Origin"
+    headers["X-Content-Type-Options"] = "nosniff"
     if call is not None and call.origin_ok:
         headers["Access-Control-Allow-Origin"] = call.origin
     return response
