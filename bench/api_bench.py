@@ -169,6 +169,8 @@ def main():
                         help="rounds of all runs, alternating; the median round is reported")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server")
     parser.add_argument("--workers", type=int, default=WORKERS, help="gunicorn workers")
+    parser.add_argument("--redis", choices=("tcp", "unix"), default="tcp",
+                        help="how the app reaches Redis: loopback TCP or the Unix socket")
     parser.add_argument("--threads", type=int, default=THREADS,
                         help="threads per gunicorn worker (gthread when > 1)")
     args = parser.parse_args()
@@ -184,7 +186,7 @@ def main():
             env = {
                 **os.environ,
                 "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
-                "REDIS_URL": redis.url,
+                "REDIS_URL": redis.unix_url if args.redis == "unix" else redis.url,
                 "SECRET_KEY": "bench-secret-key-of-sufficient-length",
                 "API_RATE_PER_IP": "10000000 per minute",
                 "API_RATE_PER_SITE": "10000000 per minute",
@@ -218,7 +220,7 @@ def main():
             for _ in range(args.rounds):
                 for name, port, mode in runs:
                     rounds[name].append(wrk(port, args.duration, mode))
-                    backlogs[name].append(backlog(redis.url))
+                    backlogs[name].append(backlog(env["REDIS_URL"]))
                     if port == tracker_port:
                         sent[mode] += rounds[name][-1][4]
                     print(f"{name}: {rounds[name][-1][0]:.0f} req/s, "
@@ -231,7 +233,7 @@ def main():
             while time.monotonic() - started < 120:
                 time.sleep(0.5)
                 now = stored(database)
-                if now == written and backlog(redis.url) == 0:
+                if now == written and backlog(env["REDIS_URL"]) == 0:
                     break
                 written = now
             drained = time.monotonic() - started
@@ -247,7 +249,7 @@ def main():
     print(f"Machine: {machine()}; `{' '.join(gunicorn_command(args.threads, args.workers)[1:])}`; "
           f"`wrk -t2 -c{CONNECTIONS} -d{args.duration}s --latency -s bench/hit.lua` after "
           f"{args.warmup}s of warm-up; the median of {args.rounds} alternating rounds; "
-          f"SQLite (WAL) and Redis on loopback.\n")
+          f"SQLite (WAL) and Redis over {'its Unix socket' if args.redis == 'unix' else 'loopback TCP'}.\n")
     print("| endpoint | requests/s | p50 | p99 | errors | share of bare |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, (rps, p50, p99, errors, _) in results.items():

@@ -404,3 +404,17 @@ def test_an_unreadable_queue_entry_is_skipped_not_retried_forever(client, shop, 
     assert "Skipped page-view entry" in caplog.text
     assert db.session.scalars(select(Visit.client_visit_id).order_by(Visit.id)).all() == [
         "visit-0001", "visit-0002"]
+
+
+def test_page_views_survive_a_flushed_script_cache_and_a_dropped_connection(client, shop, factory):
+    from tracker.extensions import redis_client
+
+    account, site, block = shop
+    factory.rule(account, blocks=[block], address="ads@shop.example")
+    assert hit(client, site, visit="visit-0001", n=True).status_code == 200
+    admin = redis_client()
+    admin.script_flush()  # as after a Redis restart: the scripts must be loaded again
+    assert hit(client, site, visit="visit-0002", n=True).json["b"][0]["t"] == "ads@shop.example"
+    # Every other connection is dropped, the API's own among them: it connects again.
+    admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    assert hit(client, site, visit="visit-0003", n=True).json["b"][0]["t"] == "ads@shop.example"

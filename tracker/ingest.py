@@ -161,27 +161,51 @@ def _visit_ids(pairs):
     return found
 
 
+def _insert_visits(rows):
+    """Insert visit rows, skipping any already stored; {(site id, client visit id): id} of
+    those inserted. A multi-row INSERT ... RETURNING: one statement per 400 rows."""
+    inserted = {}
+    if not rows:
+        return inserted
+    connection = db.session.connection()
+    dialect = connection.dialect
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    quote = dialect.identifier_preparer.quote
+    values = "(" + ", ".join([mark] * len(_VISIT_COLUMNS)) + ")"
+    for start in range(0, len(rows), 400):
+        chunk = rows[start:start + 400]
+        result = connection.exec_driver_sql(
+            f"INSERT INTO {quote(_VISITS.name)} ({', '.join(map(quote, _VISIT_COLUMNS))}) "
+            f"VALUES {', '.join([values] * len(chunk))} "
+            f"ON CONFLICT (site_id, client_visit_id) DO NOTHING "
+            f"RETURNING id, site_id, client_visit_id",
+            tuple(value for row in chunk for value in row))
+        inserted.update(((site, cv), vid) for vid, site, cv in result)
+    return inserted
+
+
 def _write_visits(entries, accounts):
     """Store new visits and count page views; returns {(site, client visit id): visit id}."""
-    ids = _visit_ids({entry.key for entry in entries})
-    rows, pages, time_value = [], defaultdict(lambda: [0, None]), _time_value()
+    new, pages, time_value = {}, defaultdict(lambda: [0, None]), _time_value()
     for entry in entries:
-        if entry.type == "v" and entry.key not in ids and entry.key not in pages:
+        if entry.type == "v" and entry.key not in new:
             visit, at = entry.row, time_value(entry.at)
-            rows.append((
+            new[entry.key] = (
                 *(value[:limit] if isinstance(value := visit.get(name), str) else ""
                   for name, limit in _VISIT_LIMITS.items()),
                 accounts[entry.site], entry.site, entry.visit, visit.get("is_bot") is True,
                 at, at, 1, at,
-            ))
-            pages[entry.key] = [0, entry.at]
+            )
+            pages[entry.key][1] = entry.at
         elif entry.type in ("v", "p"):
             count = pages[entry.key]
             count[0] += 1
             count[1] = entry.at
-    if rows:
-        _bulk_insert(_VISITS, _VISIT_COLUMNS, rows)
-        ids.update(_visit_ids(key for key in pages if key not in ids))
+    ids = _insert_visits(list(new.values()))
+    for key in new:
+        if key not in ids:  # stored before (Redis forgot the visit): one more page view
+            pages[key][0] += 1
+    ids.update(_visit_ids({entry.key for entry in entries} - ids.keys()))
     counts = [{"vid": ids[key], "n": n, "at": at} for key, (n, at) in pages.items() if n and key in ids]
     if counts:
         db.session.execute(_COUNT_PAGES, counts)

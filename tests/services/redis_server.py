@@ -68,6 +68,17 @@ class RedisServer:
             raise RuntimeError("RedisServer is not started")
         return f"redis://{self.host}:{self.port}/0"
 
+    @property
+    def socket_path(self) -> Path:
+        return self.tmpdir / "redis.sock"
+
+    @property
+    def unix_url(self) -> str:
+        """The same server over its Unix socket (owner-only permissions)."""
+        if self.port is None:
+            raise RuntimeError("RedisServer is not started")
+        return f"unix://{self.socket_path}?db=0"
+
     def _log_tail(self, limit: int = 4000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-limit:]
@@ -97,6 +108,8 @@ class RedisServer:
             "--appendonly", "no",
             "--daemonize", "no",
             "--dir", str(self.tmpdir),
+            "--unixsocket", str(self.socket_path),
+            "--unixsocketperm", "700",
             "--logfile", "",  # log to stdout, which goes to log_path
         ]
         with open(self.log_path, "ab") as log:
