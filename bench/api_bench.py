@@ -34,6 +34,8 @@ CONNECTIONS = 32
 WORKERS = 2
 SITE_KEY = "bench-site-key-0001"
 THREADS = 1
+# Seconds to wait after each run for the writer to write it (it writes every second).
+WRITER_LAG = 1.5
 
 
 def setup_database(env):
@@ -117,6 +119,51 @@ def stored(database):
         visits, pages = connection.execute(
             "SELECT count(*), coalesce(sum(page_views), 0) FROM visit").fetchone()
     return visits, pages
+
+
+def _cpu_seconds(pids, reaped=False):
+    """CPU time of processes (and, with reaped, of their children that exited)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        total += int(fields[11]) + int(fields[12])
+        if reaped:
+            total += int(fields[13]) + int(fields[14])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid):
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _machine():
+    """Busy jiffies of all CPUs (all but idle and I/O wait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(values) - values[3] - values[4]
+
+
+class CpuMeter:
+    """CPU spent per request by the web workers, Redis, the writer and the whole machine."""
+
+    def __init__(self, web, redis, writer):
+        self.web, self.redis, self.writer = web, redis, writer
+
+    def sample(self):
+        return (_cpu_seconds(_children(self.web.pid)), _cpu_seconds([self.redis.pid]),
+                _cpu_seconds([self.writer.pid, *_children(self.writer.pid)], reaped=True),
+                _machine())
+
+    @staticmethod
+    def per_request(before, after, requests):
+        web, redis, writer = ((a - b) / requests * 1e6 for a, b in zip(after[:3], before[:3]))
+        machine = (after[3] - before[3]) / os.sysconf("SC_CLK_TCK") / requests * 1e6
+        return web, redis, writer, machine
 
 
 def stop(process):
@@ -204,6 +251,8 @@ def main():
             processes.append(start_gunicorn("bare_app:app", bare_port, env, ROOT / "bench", log,
                                             args.threads, args.workers))
             processes.append(start_writer(env, log))
+            meters = {tracker_port: CpuMeter(processes[0], redis.proc, processes[2]),
+                      bare_port: CpuMeter(processes[1], redis.proc, processes[2])}
 
             runs = [("tracker, new visits", tracker_port, "new"),
                     ("tracker, returning visits", tracker_port, "returning"),
@@ -217,10 +266,15 @@ def main():
             # Alternate the runs, so that whatever else the machine does hits all of them alike.
             rounds = {name: [] for name, _, _ in runs}
             backlogs = {name: [] for name, _, _ in runs}
+            cpu = {name: [] for name, _, _ in runs}
             for _ in range(args.rounds):
                 for name, port, mode in runs:
+                    before = meters[port].sample()
                     rounds[name].append(wrk(port, args.duration, mode))
                     backlogs[name].append(backlog(env["REDIS_URL"]))
+                    time.sleep(WRITER_LAG)  # the writer's share of this run lands here
+                    cpu[name].append(CpuMeter.per_request(
+                        before, meters[port].sample(), rounds[name][-1][4]))
                     if port == tracker_port:
                         sent[mode] += rounds[name][-1][4]
                     print(f"{name}: {rounds[name][-1][0]:.0f} req/s, "
@@ -261,6 +315,14 @@ def main():
           + f". All written {drained:.1f} s after the last run: {written[0]} visits and "
           f"{written[1]} page views, for {expected[0]} and {expected[1]} that wrk saw answered "
           f"(plus those still in flight when each run stopped).")
+    print("\nCPU per answered request, in microseconds (median of the rounds; the writer's "
+          f"over the run and {WRITER_LAG} s after it; the machine's includes wrk and the kernel):\n")
+    print("| endpoint | web workers | Redis | writer | whole machine |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, samples in cpu.items():
+        web, redis_us, writer, machine_us = (sorted(column)[len(column) // 2]
+                                             for column in zip(*samples))
+        print(f"| {name} | {web:.0f} | {redis_us:.0f} | {writer:.0f} | {machine_us:.0f} |")
     for name in ("tracker, new visits", "tracker, returning visits"):
         rps, _, p99, errors, _ = results[name]
         met = rps >= bare / 2 and p99 <= 50 and not errors

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select, update
 
 from tracker.addresses import canonical_address
 from tracker.extensions import db
@@ -28,56 +28,84 @@ class Attribution:
         return self.rule_id is not None
 
 
-def _token_assignment(account_id, address):
-    """A sub-address or catch-all address handed to exactly one visit."""
-    return db.session.scalar(
-        select(Assignment).where(
-            Assignment.account_id == account_id,
-            Assignment.address == address,
-            Assignment.token.is_not(None),
-        ).limit(1)
-    )
+class Lookup:
+    """What attribution needs to know about a set of recipient addresses of one account.
 
+    A few queries for a whole batch of emails instead of several per email: the
+    token assignments, pool addresses and static/fallback rules of these addresses,
+    and the account's dynamic rules. Who held a pool address depends on the email's
+    time, so that is asked per email (pool addresses are few).
+    """
 
-def _pool_holder(account_id, address, at, window):
-    """The visit that held a pool address at `at`, else the last one before, within window."""
-    holding = db.session.scalar(
-        select(Assignment).where(
-            Assignment.account_id == account_id,
-            Assignment.address == address,
-            Assignment.kind == "pool",
-            Assignment.assigned_at <= at,
-            or_(Assignment.expires_at.is_(None), Assignment.expires_at >= at),
-        ).order_by(Assignment.assigned_at.desc()).limit(1)
-    )
-    if holding is not None:
-        return holding
-    return db.session.scalar(
-        select(Assignment).where(
-            Assignment.account_id == account_id,
-            Assignment.address == address,
-            Assignment.kind == "pool",
-            Assignment.assigned_at <= at,
-            Assignment.assigned_at >= at - window,
-        ).order_by(Assignment.assigned_at.desc()).limit(1)
-    )
+    def __init__(self, account_id, addresses):
+        self.account_id = account_id
+        addresses = sorted({a for a in addresses if a})
+        self.tokens, self.pools, self.static = {}, {}, {}
+        for start in range(0, len(addresses), 500):
+            chunk = addresses[start:start + 500]
+            for assignment in db.session.scalars(
+                select(Assignment).where(Assignment.account_id == account_id,
+                                         Assignment.address.in_(chunk),
+                                         Assignment.token.is_not(None))
+                .order_by(Assignment.id)
+            ):
+                self.tokens.setdefault(assignment.address, assignment)
+            self.pools.update(db.session.execute(
+                select(PoolAddress.address, PoolAddress.rule_id).where(
+                    PoolAddress.account_id == account_id, PoolAddress.address.in_(chunk))
+            ).all())
+            for rule in db.session.scalars(
+                select(Rule).where(Rule.account_id == account_id,
+                                   or_(Rule.static_address.in_(chunk),
+                                       Rule.fallback_address.in_(chunk)))
+                .order_by(Rule.priority, Rule.id)
+            ):
+                for address in (rule.static_address, rule.fallback_address):
+                    if address in chunk:
+                        self.static.setdefault(address, rule)
+        # Rules ordered as rules are; in Python, the first that makes the address its own.
+        self.dynamic = db.session.scalars(
+            select(Rule).where(Rule.account_id == account_id,
+                               or_(Rule.base_address.is_not(None),
+                                   Rule.catchall_domain.is_not(None)))
+            .order_by(Rule.priority, Rule.id)
+        ).all()
 
+    def pool_holder(self, address, at, window):
+        """The visit that held a pool address at `at`, else the last one before, within window."""
+        account_id = self.account_id
+        holding = db.session.scalar(
+            select(Assignment).where(
+                Assignment.account_id == account_id,
+                Assignment.address == address,
+                Assignment.kind == "pool",
+                Assignment.assigned_at <= at,
+                or_(Assignment.expires_at.is_(None), Assignment.expires_at >= at),
+            ).order_by(Assignment.assigned_at.desc()).limit(1)
+        )
+        if holding is not None:
+            return holding
+        return db.session.scalar(
+            select(Assignment).where(
+                Assignment.account_id == account_id,
+                Assignment.address == address,
+                Assignment.kind == "pool",
+                Assignment.assigned_at <= at,
+                Assignment.assigned_at >= at - window,
+            ).order_by(Assignment.assigned_at.desc()).limit(1)
+        )
 
-def _static_rule(account_id, address):
-    """A rule that shows this address to everybody in its segment (static or fallback)."""
-    return db.session.scalar(
-        select(Rule).where(
-            Rule.account_id == account_id,
-            or_(Rule.static_address == address, Rule.fallback_address == address),
-        ).order_by(Rule.priority, Rule.id).limit(1)
-    )
-
-
-def _is_pool_address(account_id, address):
-    return db.session.scalar(
-        select(PoolAddress.id).where(PoolAddress.account_id == account_id,
-                                     PoolAddress.address == address)
-    ) is not None
+    def dynamic_rule(self, address):
+        """The sub-address rule of local+tag@domain, or the catch-all rule of the domain."""
+        local, _, domain = address.rpartition("@")
+        base = local.split("+", 1)[0] + "@" + domain
+        for rule in self.dynamic:
+            if rule.dynamic_mode == "subaddress" and "+" in local and rule.base_address == base:
+                return rule
+            if (rule.dynamic_mode == "catchall" and rule.catchall_domain
+                    and canonical_address(f"x@{rule.catchall_domain}") == f"x@{domain}"):
+                return rule
+        return None
 
 
 def _from_assignment(assignment, address):
@@ -88,66 +116,69 @@ def _from_assignment(assignment, address):
     )
 
 
-def attribute(account_id, recipients, at, window=ATTRIBUTION_WINDOW):
+def attribute(account_id, recipients, at, window=ATTRIBUTION_WINDOW, lookup=None):
     """Attribute an email sent at `at` (naive UTC) to its recipients' rule and visit.
 
     Each recipient is tried in header order: a dynamic token, then a pool address,
     then a static (or fallback) address; the first tracked one decides. An email to
-    no tracked address is "not tracked" (an empty Attribution).
+    no tracked address is "not tracked" (an empty Attribution). `lookup`: a Lookup
+    covering these recipients (attribute_emails shares one per batch).
     """
-    for raw in recipients:
-        address = canonical_address(raw)
-        if not address:
-            continue
-        assignment = _token_assignment(account_id, address)
+    addresses = [a for a in map(canonical_address, recipients) if a]
+    if lookup is None:
+        lookup = Lookup(account_id, addresses)
+    for address in addresses:
+        assignment = lookup.tokens.get(address)
         if assignment is not None:
             return _from_assignment(assignment, address)
-        if _is_pool_address(account_id, address):
-            holder = _pool_holder(account_id, address, at, window)
+        if address in lookup.pools:
+            holder = lookup.pool_holder(address, at, window)
             if holder is not None:
                 return _from_assignment(holder, address)
-            pool_rule = db.session.scalar(
-                select(PoolAddress.rule_id).where(PoolAddress.account_id == account_id,
-                                                  PoolAddress.address == address)
-            )
-            return Attribution(address=address, rule_id=pool_rule, kind="pool")
-        rule = _static_rule(account_id, address)
+            return Attribution(address=address, rule_id=lookup.pools[address], kind="pool")
+        rule = lookup.static.get(address)
         if rule is not None:
             kind = "static" if rule.static_address == address else "fallback"
             return Attribution(address=address, rule_id=rule.id, kind=kind)
-        rule = _dynamic_rule(account_id, address)
+        rule = lookup.dynamic_rule(address)
         if rule is not None:
             # A token we never issued (or a typo): the rule is known, the visit is not.
             return Attribution(address=address, rule_id=rule.id, kind=rule.dynamic_mode)
     return Attribution()
 
 
-def _dynamic_rule(account_id, address):
-    """The sub-address rule of local+tag@domain, or the catch-all rule of the domain."""
-    local, _, domain = address.rpartition("@")
-    base = local.split("+", 1)[0] + "@" + domain
-    candidates = db.session.scalars(
-        select(Rule).where(
-            Rule.account_id == account_id,
-            or_(Rule.base_address == base, Rule.catchall_domain.is_not(None)),
-        ).order_by(Rule.priority, Rule.id)
-    )
-    for rule in candidates:
-        if rule.dynamic_mode == "subaddress" and "+" in local and rule.base_address == base:
-            return rule
-        if rule.dynamic_mode == "catchall" and canonical_address(f"x@{rule.catchall_domain}") == f"x@{domain}":
-            return rule
-    return None
+_EMAILS = Email.__table__
+_SET_ATTRIBUTION = update(_EMAILS).where(_EMAILS.c.id == bindparam("email_id")).values(
+    rule_id=bindparam("rule_id"), visit_id=bindparam("visit_id"),
+    tracked_address=bindparam("tracked_address"), attribution=bindparam("kind"),
+    source=bindparam("source"))
 
 
 def attribute_emails(email_ids):
-    """Attribute freshly stored emails (called inside the sync's batch transaction)."""
-    emails = db.session.scalars(select(Email).where(Email.id.in_(email_ids))).all()
-    for email in emails:
-        result = attribute(email.account_id, email.recipients or [], email.internaldate)
-        email.rule_id, email.visit_id = result.rule_id, result.visit_id
-        email.tracked_address, email.attribution = result.address, result.kind
-        email.source = result.source or None
+    """Attribute freshly stored emails (called inside the sync's batch transaction).
+
+    Only emails to a tracked address are updated: the others keep their empty fields.
+    """
+    rows = db.session.execute(
+        select(_EMAILS.c.id, _EMAILS.c.account_id, _EMAILS.c.recipients, _EMAILS.c.internaldate)
+        .where(_EMAILS.c.id.in_(email_ids))
+    ).all()
+    by_account = {}
+    for row in rows:
+        by_account.setdefault(row.account_id, []).append(row)
+    updates = []
+    for account_id, emails in by_account.items():
+        lookup = Lookup(account_id, (canonical_address(r) for email in emails
+                                     for r in email.recipients or []))
+        for email in emails:
+            result = attribute(account_id, email.recipients or [], email.internaldate,
+                               lookup=lookup)
+            if result.address is not None:
+                updates.append({"email_id": email.id, "rule_id": result.rule_id,
+                                "visit_id": result.visit_id, "tracked_address": result.address,
+                                "kind": result.kind, "source": result.source or None})
+    if updates:
+        db.session.execute(_SET_ATTRIBUTION, updates)
 
 
 def on_emails_stored(app, mailbox, email_ids):
