@@ -38,6 +38,9 @@ _VISIT_TEXT = ("visitor_id", "landing_url", "referrer", "channel", "ga_client_id
 _FIND_VISITS = select(_VISITS.c.id, _VISITS.c.client_visit_id).where(
     _VISITS.c.site_id == bindparam("site"),
     _VISITS.c.client_visit_id.in_(bindparam("ids", expanding=True)))
+_FIND_TOKENS = select(_ASSIGNMENTS.c.token).where(
+    _ASSIGNMENTS.c.site_id == bindparam("site"),
+    _ASSIGNMENTS.c.token.in_(bindparam("tokens", expanding=True)))
 _COUNT_PAGES = update(_VISITS).where(_VISITS.c.id == bindparam("vid")).values(
     page_views=_VISITS.c.page_views + bindparam("n"), last_seen_at=bindparam("at"))
 _LATEST_LEASE = (
@@ -214,14 +217,16 @@ def _write_visits(entries, accounts):
 
 def _taken_tokens(entries):
     """(site id, token) pairs of this batch that are already stored."""
-    wanted = {(entry.site, given["t"]) for entry in entries for given in entry.given
-              if given.get("t")}
+    wanted = defaultdict(list)
+    for entry in entries:
+        for given in entry.given:
+            if given.get("t"):
+                wanted[entry.site].append(given["t"])
     taken = set()
-    for site in {site for site, _ in wanted}:
-        tokens = [token for s, token in wanted if s == site]
-        taken.update((site, token) for token in db.session.scalars(
-            select(_ASSIGNMENTS.c.token).where(_ASSIGNMENTS.c.site_id == site,
-                                               _ASSIGNMENTS.c.token.in_(tokens))))
+    for site, tokens in wanted.items():
+        for start in range(0, len(tokens), 500):
+            taken.update((site, token) for token in db.session.scalars(
+                _FIND_TOKENS, {"site": site, "tokens": tokens[start:start + 500]}))
     return taken
 
 
