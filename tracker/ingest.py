@@ -127,21 +127,24 @@ def _existing(model, ids):
     return set(db.session.scalars(select(model.id).where(model.id.in_(ids))))
 
 
+def _insert_sql(table, columns, rows=1, suffix=""):
+    """INSERT of `rows` rows of `columns`, in the driver's own parameter style."""
+    dialect = db.session.connection().dialect
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    quote = dialect.identifier_preparer.quote
+    values = "(" + ", ".join([mark] * len(columns)) + ")"
+    return (f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))}) "
+            f"VALUES {', '.join([values] * rows)}{suffix}")
+
+
 def _bulk_insert(table, columns, rows):
     """INSERT rows (tuples in `columns` order) through the driver's executemany.
 
     SQLAlchemy's per-row parameter handling costs more than the database's own
     work here, so the values must be ready for the driver (times via _time_value).
     """
-    if not rows:
-        return
-    connection = db.session.connection()
-    dialect = connection.dialect
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    quote = dialect.identifier_preparer.quote
-    connection.exec_driver_sql(
-        f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))}) "
-        f"VALUES ({', '.join([mark] * len(columns))})", rows)
+    if rows:
+        db.session.connection().exec_driver_sql(_insert_sql(table, columns), rows)
 
 
 def _time_value():
@@ -168,20 +171,12 @@ def _insert_visits(rows):
     """Insert visit rows, skipping any already stored; {(site id, client visit id): id} of
     those inserted. A multi-row INSERT ... RETURNING: one statement per 400 rows."""
     inserted = {}
-    if not rows:
-        return inserted
-    connection = db.session.connection()
-    dialect = connection.dialect
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    quote = dialect.identifier_preparer.quote
-    values = "(" + ", ".join([mark] * len(_VISIT_COLUMNS)) + ")"
     for start in range(0, len(rows), 400):
         chunk = rows[start:start + 400]
-        result = connection.exec_driver_sql(
-            f"INSERT INTO {quote(_VISITS.name)} ({', '.join(map(quote, _VISIT_COLUMNS))}) "
-            f"VALUES {', '.join([values] * len(chunk))} "
-            f"ON CONFLICT (site_id, client_visit_id) DO NOTHING "
-            f"RETURNING id, site_id, client_visit_id",
+        result = db.session.connection().exec_driver_sql(
+            _insert_sql(_VISITS, _VISIT_COLUMNS, len(chunk),
+                        " ON CONFLICT (site_id, client_visit_id) DO NOTHING"
+                        " RETURNING id, site_id, client_visit_id"),
             tuple(value for row in chunk for value in row))
         inserted.update(((site, cv), vid) for vid, site, cv in result)
     return inserted
