@@ -210,22 +210,28 @@ def site_setup(site):
     )
 
 
-def cached_site_setup(site):
-    """site_setup(), kept per process for SITE_SETUP_CACHE_SECONDS (changes show up that late).
+def per_process(name, key, build):
+    """build(), kept per process under (name, key) for SITE_SETUP_CACHE_SECONDS.
 
-    Every page view needs them and they rarely change; 0 turns the cache off.
+    For what every page view needs and rarely changes (changes show up that late);
+    0 turns the cache off.
     """
     ttl = current_app.config["SITE_SETUP_CACHE_SECONDS"]
     if not ttl:
-        return site_setup(site)
-    cache = current_app.extensions.setdefault("tracker.site_setups", {})
+        return build()
+    cache = current_app.extensions.setdefault(name, {})
     now = time.monotonic()
-    entry = cache.get(site.id)
+    entry = cache.get(key)
     if entry is None or entry[0] <= now:
         if len(cache) > 10_000:
             cache.clear()  # a bound on memory; entries are cheap to rebuild
-        entry = cache[site.id] = (now + ttl, site_setup(site))
+        entry = cache[key] = (now + ttl, build())
     return entry[1]
+
+
+def cached_site_setup(site):
+    """site_setup(), kept per process (see per_process)."""
+    return per_process("tracker.site_setups", site.id, lambda: site_setup(site))
 
 
 def _new_visit(site, hit, user_agent):

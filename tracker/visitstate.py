@@ -196,10 +196,6 @@ class RateLimited(Exception):
     """A rate limit of the public API is used up."""
 
 
-def _dumps(value):
-    return orjson.dumps(value)
-
-
 def _run(redis, source, site_id, client_visit_id, now_ms, rates=(), row=None, facts=None,
          items=(), displays=()):
     """Run one of the scripts with its keys and arguments laid out as they expect."""
@@ -209,8 +205,9 @@ def _run(redis, source, site_id, client_visit_id, now_ms, rates=(), row=None, fa
         if item["k"] == "pool":
             keys += leases.keys(item["r"])
     args = [now_ms, VISIT_TTL_SECONDS, site_id, client_visit_id,
-            "" if row is None else _dumps(row), _dumps(facts) if facts else "{}",
-            _dumps(items) if items else "[]", _dumps(displays) if displays else "[]"]
+            "" if row is None else orjson.dumps(row), orjson.dumps(facts) if facts else "{}",
+            orjson.dumps(items) if items else "[]",
+            orjson.dumps(displays) if displays else "[]"]
     for _key, limit, seconds in rates:
         args += [limit, seconds * 1000]
     return _evalsha(redis, _script(redis, source), keys, args)

@@ -11,7 +11,6 @@ This is the busiest path of the service, so it reads the request, the app and
 """
 
 import logging
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -58,28 +57,21 @@ class Call:
         return site_rates if self.ip_counted else self.rates("ip", self.ip) + site_rates
 
     def lookup_site(self, key):
-        """The site of a key (a SiteRef, or None), kept per process for SITE_SETUP_CACHE_SECONDS.
+        """The site of a key (a SiteRef, or None), kept per process (pageviews.per_process).
 
         A key this process has not seen lately is charged to the IP's rate limit
         first, so that guessing keys cannot make the registry query the database freely.
         """
-        cache = self.app.extensions.setdefault("tracker.api_sites", {})
-        now = time.monotonic()
-        entry = cache.get(key)
-        if entry is not None and entry[0] > now:
-            return entry[1]
+        return pageviews.per_process("tracker.api_sites", key, lambda: self._registered(key))
+
+    def _registered(self, key):
         redis = _redis()
         visitstate.check_rates(redis, self.rates("ip", self.ip))
         self.ip_counted = True
         info = siteregistry.lookup(redis, key)
-        if info is not None:
-            info = pageviews.SiteRef(info["id"], info["account_id"], tuple(info["domains"]))
-        ttl = self.app.config["SITE_SETUP_CACHE_SECONDS"]
-        if ttl:
-            if len(cache) > 10_000:
-                cache.clear()  # a bound on memory; entries are cheap to rebuild
-            cache[key] = (now + ttl, info)
-        return info
+        if info is None:
+            return None
+        return pageviews.SiteRef(info["id"], info["account_id"], tuple(info["domains"]))
 
 
 def _redis():
