@@ -21,6 +21,7 @@ Stream entries (all values strings):
 
 import weakref
 
+import hiredis
 import orjson
 from redis import exceptions as redis_errors
 
@@ -67,19 +68,24 @@ local function touch(state)
 end
 
 -- Give the items' addresses (creating the visit when ARGV[5] has its row):
--- {2, woke, address per item ('' for none)}.
-local function give()
-  local row, kind = ARGV[5], 'a'
-  if row ~= '' then
+-- {2, woke, address per item ('' for none)}. fresh: the caller found no hash for
+-- the visit, so there is nothing to read back from it.
+local function give(fresh)
+  local row, kind, set = ARGV[5], 'a', {}
+  if fresh then
+    kind, set = 'v', {'f', ARGV[6]}
+  elseif row ~= '' then
     kind = 'p'
     if redis.call('HSETNX', vkey, 'f', ARGV[6]) == 1 then kind = 'v' end
   end
   local holder = site .. ':' .. cv
   local out, given, k = {}, {}, 4 + nrates
   for _, item in ipairs(cjson.decode(ARGV[7])) do
-    local field = 'a' .. item.r
-    local cur = redis.call('HGET', vkey, field)
-    if cur then cur = cjson.decode(cur) end
+    local field, cur = 'a' .. item.r, false
+    if not fresh then
+      cur = redis.call('HGET', vkey, field)
+      if cur then cur = cjson.decode(cur) end
+    end
     local new, address = nil, ''
     if item.k == 'subaddress' or item.k == 'catchall' then
       if cur and cur.t then address = cur.a else new = {k = item.k, a = item.a, t = item.t} end
@@ -119,11 +125,13 @@ local function give()
     if new then
       new.r = item.r
       address = new.a
-      redis.call('HSET', vkey, field, cjson.encode(new))
+      set[#set + 1] = field
+      set[#set + 1] = cjson.encode(new)
       given[#given + 1] = new
     end
     out[#out + 1] = address
   end
+  if #set > 0 then redis.call('HSET', vkey, unpack(set)) end
   redis.call('EXPIRE', vkey, ARGV[2])
   local fields = {'t', kind, 's', site, 'c', cv, 'm', ARGV[1]}
   if kind == 'v' then
@@ -155,12 +163,12 @@ _START = _FUNCTIONS + """
 if over_limit() then return {-1} end
 local state = redis.call('HGETALL', vkey)
 if #state > 0 then return touch(state) end
-return give()
+return give(true)
 """
 
 # Addresses for a visit (a known one, or one that Redis forgot): give().
 _GIVE = _FUNCTIONS + """
-return give()
+return give(false)
 """
 
 # A display report: {-1} rate limited, {0} unknown visit, {1, woke} queued.
@@ -216,9 +224,9 @@ def _run(redis, source, site_id, client_visit_id, now_ms, rates=(), row=None, fa
 def _evalsha(redis, script, keys, args):
     """Run a script; on a single-connection client, straight on its connection.
 
-    redis-py's per-command layers (pool, retries, metrics) cost about as much CPU
-    as the page view's round trip itself; a client of redis_client(single=True)
-    has one connection to talk to, under its lock.
+    redis-py's per-command layers (pool, retries, metrics, its own packing of the
+    arguments) cost about as much CPU as the page view's round trip itself; a
+    client of redis_client(single=True) has one connection to talk to, under its lock.
     """
     connection = redis.connection
     if connection is None:
@@ -226,7 +234,8 @@ def _evalsha(redis, script, keys, args):
     with redis.single_connection_lock:
         for attempt in range(3):
             try:
-                connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                connection.send_packed_command(
+                    [hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))])
                 return connection.read_response()
             except redis_errors.NoScriptError:  # a Redis that restarted, or another server
                 connection.send_command("SCRIPT", "LOAD", script.script)
