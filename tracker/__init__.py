@@ -1,12 +1,36 @@
 """Email tracking: attribute incoming email to the source and visit that produced it."""
 
 import os
+import weakref
 from pathlib import Path
 
 from dotenv import load_dotenv
 from flask import Flask
 
 from tracker import config as cfg
+
+
+class App(Flask):
+    """Flask, remembering which hooks and views are plain functions.
+
+    Flask asks ensure_sync() about every hook and the view of every request, and
+    the answer (inspect.iscoroutinefunction) costs more than some of the hooks.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._synchronous = weakref.WeakSet()
+
+    def ensure_sync(self, func):
+        if func in self._synchronous:
+            return func
+        wrapped = super().ensure_sync(func)
+        if wrapped is func:
+            try:
+                self._synchronous.add(func)
+            except TypeError:  # not weakly referable: asked about again next time
+                pass
+        return wrapped
 
 
 def create_app(test_config=None):
@@ -16,7 +40,7 @@ def create_app(test_config=None):
     if test_config.get("TESTING") is None:
         # A developer's .env fills what the environment leaves unset; tests ignore it.
         load_dotenv(Path.cwd() / ".env", override=False)
-    app = Flask(
+    app = App(
         __name__,
         instance_path=os.path.abspath(instance_path) if instance_path else None,
         instance_relative_config=True,

@@ -22,7 +22,16 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
+
+class _SQLAlchemy(SQLAlchemy):
+    def _teardown_session(self, exc):
+        # Most page views never open a session; removing none would raise and
+        # swallow a KeyError at the end of each of them.
+        if self.session.registry.has():
+            super()._teardown_session(exc)
+
+
+db = _SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

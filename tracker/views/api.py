@@ -80,7 +80,7 @@ def _redis():
 
 def _json(body, status=200):
     return current_app.response_class(orjson.dumps(body), status=status,
-                                      mimetype="application/json")
+                                      content_type="application/json")
 
 
 def _error(status, message):
@@ -133,15 +133,19 @@ def guard():
     return None
 
 
+_NO_STORE = (("Cache-Control", "no-store"), ("Vary", "Origin"),
+             ("X-Content-Type-Options", "nosniff"))
+
+
 @bp.after_request
 def no_store(response):
-    call = g.get("api")
+    # Added, not set: no API response carries them yet (set() would look for them).
     headers = response.headers
-    headers["Cache-Control"] = "no-store"
-    headers["Vary"] = "Origin"
-    headers["X-Content-Type-Options"] = "nosniff"
+    for name, value in _NO_STORE:
+        headers.add(name, value)
+    call = g.get("api")
     if call is not None and call.origin_ok:
-        headers["Access-Control-Allow-Origin"] = call.origin
+        headers.add("Access-Control-Allow-Origin", call.origin)
     return response
 
 
