@@ -9,7 +9,7 @@ import functools
 import re
 import time
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 import orjson
 from flask import current_app
@@ -104,10 +104,18 @@ def ga_client_id(cookie):
     return ""
 
 
+_UTM = re.compile(rf"(?:^|&)({'|'.join(UTM_FIELDS)})=([^&]+)")
+
+
 def utm_from(url):
-    """utm_* parameters of a landing URL."""
-    query = parse_qs(urlsplit(url).query, keep_blank_values=False)
-    return {name: (query.get(name) or [""])[0][:200] for name in UTM_FIELDS}
+    """utm_* parameters of a landing URL: the first non-empty value of each, or ""."""
+    utm = dict.fromkeys(UTM_FIELDS, "")
+    query = urlsplit(url).query
+    if "utm_" in query:  # most page views carry none
+        for name, value in _UTM.findall(query):
+            if not utm[name]:
+                utm[name] = unquote_plus(value)[:200]
+    return utm
 
 
 def is_bot(user_agent, webdriver):
@@ -216,10 +224,11 @@ def per_process(name, key, build):
     For what every page view needs and rarely changes (changes show up that late);
     0 turns the cache off.
     """
-    ttl = current_app.config["SITE_SETUP_CACHE_SECONDS"]
+    app = current_app._get_current_object()
+    ttl = app.config["SITE_SETUP_CACHE_SECONDS"]
     if not ttl:
         return build()
-    cache = current_app.extensions.setdefault(name, {})
+    cache = app.extensions.setdefault(name, {})
     now = time.monotonic()
     entry = cache.get(key)
     if entry is None or entry[0] <= now:

@@ -10,6 +10,7 @@ import secrets
 ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 # 31 symbols ** 10 ≈ 8e14 (49 bits): guessing a live token is hopeless.
 LENGTH = 10
+_CUTOFF = 256 - 256 % len(ALPHABET)  # 248: bytes below it map evenly onto the alphabet
 ATTEMPTS = 20
 
 _TOKEN = re.compile(rf"^[{ALPHABET}]{{{LENGTH}}}$")
@@ -22,17 +23,14 @@ class TokenSpaceExhausted(RuntimeError):
 def random_token(length=LENGTH):
     """One random token; not checked for uniqueness.
 
-    Up to 10 symbols: one read of 64 random bits, spelled in base 31 (2**64 is
-    22,506 times 31**10, so the modulo favours some tokens by 1 part in 22,506).
+    Random bytes below _CUTOFF give every symbol the same chance; the others are
+    dropped, so a few spare bytes are read.
     """
-    if length > 10:
-        return "".join(secrets.choice(ALPHABET) for _ in range(length))
-    number = int.from_bytes(secrets.token_bytes(8), "big") % (31 ** length)
     symbols = []
-    for _ in range(length):
-        number, digit = divmod(number, 31)
-        symbols.append(ALPHABET[digit])
-    return "".join(symbols)
+    while len(symbols) < length:
+        symbols += [ALPHABET[byte % len(ALPHABET)]
+                    for byte in secrets.token_bytes(length + 4) if byte < _CUTOFF]
+    return "".join(symbols[:length])
 
 
 def new_token(exists, length=LENGTH, attempts=ATTEMPTS):
