@@ -12,6 +12,7 @@ dropped or lose that link, as the foreign keys would have it.
 import logging
 from collections import defaultdict
 from datetime import UTC, datetime
+from itertools import chain
 
 import orjson
 from redis.exceptions import LockError, RedisError
@@ -81,9 +82,9 @@ class Entry:
             self.site = int(fields[b"s"])
             self.visit = fields[b"c"].decode()
             self.at = _time(fields[b"m"])
-            self.row = orjson.loads(fields.get(b"v", b"{}"))
-            self.given = orjson.loads(fields.get(b"a", b"[]")) or []
-            self.displays = orjson.loads(fields.get(b"d", b"[]")) or []
+            self.row = _loads(fields, b"v", {})
+            self.given = _loads(fields, b"a", [])
+            self.displays = _loads(fields, b"d", [])
         except (KeyError, ValueError, OverflowError) as exc:
             raise Unreadable(str(exc)) from None
         if (self.type not in ("v", "p", "a", "d") or not isinstance(self.row, dict)
@@ -95,6 +96,12 @@ class Entry:
     @property
     def key(self):
         return self.site, self.visit
+
+
+def _loads(fields, name, default):
+    """The JSON field `name` of an entry (most entries have few of them)."""
+    raw = fields.get(name)
+    return default if raw is None else orjson.loads(raw)
 
 
 def _time(ms):
@@ -177,8 +184,8 @@ def _insert_visits(rows):
             _insert_sql(_VISITS, _VISIT_COLUMNS, len(chunk),
                         " ON CONFLICT (site_id, client_visit_id) DO NOTHING"
                         " RETURNING id, site_id, client_visit_id"),
-            tuple(value for row in chunk for value in row))
-        inserted.update(((site, cv), vid) for vid, site, cv in result)
+            tuple(chain.from_iterable(chunk)))
+        inserted.update(((site, cv), vid) for vid, site, cv in result.all())
     return inserted
 
 
@@ -189,8 +196,8 @@ def _write_visits(entries, accounts):
         if entry.type == "v" and entry.key not in new:
             visit, at = entry.row, time_value(entry.at)
             new[entry.key] = (
-                *(value[:limit] if isinstance(value := visit.get(name), str) else ""
-                  for name, limit in _VISIT_LIMITS.items()),
+                *[value[:limit] if isinstance(value := visit.get(name), str) else ""
+                  for name, limit in _VISIT_LIMITS.items()],
                 accounts[entry.site], entry.site, entry.visit, visit.get("is_bot") is True,
                 at, at, 1, at,
             )
