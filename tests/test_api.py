@@ -193,6 +193,11 @@ def test_the_script_is_served_for_other_origins(client):
         etag = response.headers["ETag"]
     with client.get("/static/js/tracker.js", headers={"If-None-Match": etag}) as again:
         assert again.status_code == 304
+        assert again.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+    with client.get("/static/css/app.css") as other:  # the admin's own files: same-origin
+        assert other.status_code == 200
+        assert "Cross-Origin-Resource-Policy" not in other.headers
+        assert "Access-Control-Allow-Origin" not in other.headers
 
 
 def test_200_concurrent_lease_requests_against_a_pool_of_50(live_server, shop, factory, written):

@@ -10,6 +10,7 @@ This is the busiest path of the service, so it reads the request, the app and
 `g` once per request rather than through their proxies at every turn.
 """
 
+import functools
 import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -200,14 +201,24 @@ def preflight(call):
     return response
 
 
-@bp.after_app_request
-def script_headers(response):
-    """tracker.js is embedded by other sites: cacheable briefly, loadable cross-origin."""
-    if request.endpoint == "static" and (request.view_args or {}).get("filename") == SCRIPT:
-        response.headers["Cache-Control"] = "public, max-age=300"
-        response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
-        response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+@bp.record_once
+def script_headers(state):
+    """tracker.js is embedded by other sites: cacheable briefly, loadable cross-origin.
+
+    The static view itself adds the headers, so that no other request pays for the check.
+    """
+    static = state.app.view_functions["static"]
+
+    @functools.wraps(static)
+    def static_file(filename):
+        response = static(filename=filename)
+        if filename == SCRIPT:
+            response.headers["Cache-Control"] = "public, max-age=300"
+            response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+            response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
+    state.app.view_functions["static"] = static_file
 
 
 @bp.errorhandler(413)
