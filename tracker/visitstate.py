@@ -106,7 +106,7 @@ local function give(fresh)
       if got then
         address = addresses[got]
         if fresh == 0 and cur and cur.k == 'pool' and tostring(cur.p) == got then
-          given[#given + 1] = {r = item.r, p = tonumber(got), x = expires}
+          given[#given + 1] = cjson.encode({r = item.r, p = tonumber(got), x = expires})
         else
           new = {k = 'pool', a = address, p = tonumber(got), x = expires}
         end
@@ -125,9 +125,10 @@ local function give(fresh)
     if new then
       new.r = item.r
       address = new.a
+      local encoded = cjson.encode(new)
       set[#set + 1] = field
-      set[#set + 1] = cjson.encode(new)
-      given[#given + 1] = new
+      set[#set + 1] = encoded
+      given[#given + 1] = encoded
     end
     out[#out + 1] = address
   end
@@ -140,7 +141,7 @@ local function give(fresh)
   end
   if #given > 0 then
     fields[#fields + 1] = 'a'
-    fields[#fields + 1] = cjson.encode(given)
+    fields[#fields + 1] = '[' .. table.concat(given, ',') .. ']'  -- each encoded once
   end
   local woke = 0
   if kind ~= 'a' or #given > 0 then woke = emit(fields) end
