@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import chain
 
 from sqlalchemy import bindparam, or_, select, update
 
@@ -124,9 +125,18 @@ def attribute(account_id, recipients, at, window=ATTRIBUTION_WINDOW, lookup=None
     no tracked address is "not tracked" (an empty Attribution). `lookup`: a Lookup
     covering these recipients (attribute_emails shares one per batch).
     """
-    addresses = [a for a in map(canonical_address, recipients) if a]
+    addresses = _canonical(recipients)
     if lookup is None:
         lookup = Lookup(account_id, addresses)
+    return _attribute(addresses, at, window, lookup)
+
+
+def _canonical(recipients):
+    return [a for a in map(canonical_address, recipients or ()) if a]
+
+
+def _attribute(addresses, at, window, lookup):
+    """attribute() for recipients already in canonical form."""
     for address in addresses:
         assignment = lookup.tokens.get(address)
         if assignment is not None:
@@ -168,11 +178,11 @@ def attribute_emails(email_ids):
         by_account.setdefault(row.account_id, []).append(row)
     updates = []
     for account_id, emails in by_account.items():
-        lookup = Lookup(account_id, (canonical_address(r) for email in emails
-                                     for r in email.recipients or []))
+        recipients = {email.id: _canonical(email.recipients) for email in emails}
+        lookup = Lookup(account_id, chain.from_iterable(recipients.values()))
         for email in emails:
-            result = attribute(account_id, email.recipients or [], email.internaldate,
-                               lookup=lookup)
+            result = _attribute(recipients[email.id], email.internaldate, ATTRIBUTION_WINDOW,
+                                lookup)
             if result.address is not None:
                 updates.append({"email_id": email.id, "rule_id": result.rule_id,
                                 "visit_id": result.visit_id, "tracked_address": result.address,
