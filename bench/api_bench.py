@@ -4,8 +4,8 @@
 
 Starts a throw-away Redis and a SQLite database in a temporary directory, creates
 a site with a "find in code" block and a dynamic (sub-address) rule, and serves
-the app (wsgi:app) and bench/bare_app.py with identical gunicorn settings on free
-loopback ports. Then drives each with wrk (Debian package `wrk`) at 32 connections:
+the app (wsgi:app) and bench/bare_app.py with identical gunicorn settings (two
+sync workers per CPU unless --workers says otherwise) on free loopback ports. Then drives each with wrk (Debian package `wrk`) at 32 connections:
 the tracker twice (every request a new visit; page views of 1,000 returning
 visits), the bare endpoint once. Prints a Markdown table for docs/benchmarks.md.
 Traffic goes to 127.0.0.1 only.
@@ -31,7 +31,9 @@ from tests.services.ports import free_port  # noqa: E402
 from tests.services.redis_server import RedisServer  # noqa: E402
 
 CONNECTIONS = 32
-WORKERS = 2
+# As README.md's deployment section advises: two sync workers per core, so that one
+# can use the CPU while another waits for its Redis round trip.
+WORKERS = 2 * (os.cpu_count() or 1)
 SITE_KEY = "bench-site-key-0001"
 THREADS = 1
 # Seconds to wait after each run for the writer to write it (it writes every second).
@@ -215,7 +217,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of all runs, alternating; the median round is reported")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server")
-    parser.add_argument("--workers", type=int, default=WORKERS, help="gunicorn workers")
+    parser.add_argument("--workers", type=int, default=WORKERS,
+                        help="gunicorn workers for both servers (default: two per CPU)")
     parser.add_argument("--redis", choices=("tcp", "unix"), default="tcp",
                         help="how the app reaches Redis: loopback TCP or the Unix socket")
     parser.add_argument("--threads", type=int, default=THREADS,

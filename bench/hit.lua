@@ -1,4 +1,4 @@
--- wrk script for bench/api_bench.py: POST page views to /api/v1/hit.
+-- wrk script for bench/api_bench.py: POST page views to the URL given (/api/v1/hit).
 -- BENCH_SITE_KEY: the site key; BENCH_MODE: "new" (every request a new visit) or
 -- "returning" (page views of 1,000 visits that already exist, over and over).
 local key = os.getenv("BENCH_SITE_KEY") or "bench-key"
@@ -33,5 +33,5 @@ function request()
   local body = '{"k":"' .. key .. '","v":"visitor-' .. id .. '","s":"' .. id ..
     '","u":"https://bench.example/prices?utm_source=bench&utm_medium=cpc","r":"https://ya.ru/"' ..
     ',"n":' .. first .. '}'
-  return wrk.format(nil, "/api/v1/hit", nil, body)
+  return wrk.format(nil, nil, nil, body)  -- the path of the URL given to wrk
 end
