@@ -1,5 +1,6 @@
 """The public API: page views, displays, CORS, limits, and leasing under concurrency."""
 
+import http.client
 import json
 import time
 from datetime import UTC, datetime
@@ -198,6 +199,28 @@ def test_the_script_is_served_for_other_origins(client):
         assert other.status_code == 200
         assert "Cross-Origin-Resource-Policy" not in other.headers
         assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_a_chunked_body_is_read_and_bounded_like_any_other(live_server, shop):
+    """Without Content-Length the body is streamed: read as usual, refused past 4 KB."""
+    _, site, _ = shop
+    body = json.dumps({"k": site.key, "v": "visitor-001", "s": "visit-0001",
+                       "u": "https://shop.example/"}).encode()
+
+    def post_chunked(chunks):
+        connection = http.client.HTTPConnection(live_server.url.removeprefix("http://"), timeout=10)
+        try:
+            connection.request("POST", "/api/v1/hit", body=iter(chunks), encode_chunked=True,
+                               headers={"Origin": ORIGIN, "Content-Type": "text/plain"})
+            response = connection.getresponse()
+            return response.status, json.loads(response.read())
+        finally:
+            connection.close()
+
+    status, answer = post_chunked([body[:20], body[20:]])
+    assert status == 200 and answer["s"] == "visit-0001"
+    status, answer = post_chunked([b" " * 3000, b" " * 3000, body])
+    assert status == 413 and "4096" in answer["error"]
 
 
 def test_200_concurrent_lease_requests_against_a_pool_of_50(live_server, shop, factory, written):

@@ -104,15 +104,22 @@ def _wake(woke):
 def guard():
     """Size first, then shape, then key and Origin; the rate limits come with the visit."""
     req = request._get_current_object()
-    call = g.api = Call(current_app._get_current_object(), req.headers.get("Origin") or "",
-                        req.remote_addr or "-")
+    environ = req.environ
+    call = g.api = Call(current_app._get_current_object(), environ.get("HTTP_ORIGIN") or "",
+                        environ.get("REMOTE_ADDR") or "-")
     if req.method == "OPTIONS":
         return None
-    if (req.content_length or 0) > MAX_BODY:
-        return _error(413, "the body is larger than 4096 bytes")
-    req.max_content_length = MAX_BODY  # a streamed body over the limit raises 413 (below)
+    length = req.content_length
+    if length is None:  # a chunked body: a byte past the limit tells it is too large
+        body = req.stream.read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            return too_large()
+    elif length > MAX_BODY:
+        return too_large()
+    else:
+        body = environ["wsgi.input"].read(length)  # werkzeug's wrappers cost more than this
     try:
-        call.payload = orjson.loads(req.get_data(cache=True))
+        call.payload = orjson.loads(body)
     except orjson.JSONDecodeError:  # also for bytes that are not UTF-8
         pass
     if not isinstance(call.payload, dict):
@@ -161,7 +168,7 @@ def hit():
         return _error(400, str(exc))
     try:
         answer, woke = pageviews.record_page_view(
-            call.site, page_view, request.headers.get("User-Agent", "")[:500], _redis(),
+            call.site, page_view, request.environ.get("HTTP_USER_AGENT", "")[:500], _redis(),
             call.all_rates(),
         )
     except visitstate.RateLimited:
@@ -222,5 +229,5 @@ def script_headers(state):
 
 
 @bp.errorhandler(413)
-def too_large(exc):
-    return _error(413, "the body is larger than 4096 bytes")
+def too_large(exc=None):
+    return _error(413, f"the body is larger than {MAX_BODY} bytes")
