@@ -7,7 +7,8 @@ and per site (429, counted in Redis by the same script that reads the visit).
 Page views are answered from Redis; `tracker.ingest` writes them to the database.
 
 This is the busiest path of the service, so it reads the request, the app and
-`g` once per request rather than through their proxies at every turn.
+`g` once per request rather than through their proxies at every turn, and the
+body and headers it needs straight from the WSGI environ.
 """
 
 import functools
