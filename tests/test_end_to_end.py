@@ -1,19 +1,16 @@
 """The main loop: a visit sees a dynamic address, writes to it, and the email names the visit."""
 
-import json
 import uuid
 
 from redis import Redis
 from rq import Queue
 from sqlalchemy import select
 
+from tests.test_api import hit
 from tests.test_sync import box, imap_settings, now, work  # noqa: F401  (fixtures)
 from tracker.extensions import db
 from tracker.jobs.sync import enqueue_sync
 from tracker.models import Email, Visit
-
-ORIGIN = "https://shop.example"
-BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126"
 
 
 def message(to, sender="client@example.org", subject="Заявка"):
@@ -30,10 +27,9 @@ def test_a_paid_visit_writes_and_the_email_is_attributed_to_it(app, client, fact
                            base_address=box.login,
                            conditions=[("utm_source", "equals", "yandex"),
                                        ("utm_medium", "equals", "cpc")])
-    body = {"k": site.key, "v": "visitor-0001", "s": "visit-paid-1", "r": "https://yandex.ru/",
-            "u": "https://shop.example/?utm_source=yandex&utm_medium=cpc&utm_campaign=spring"}
-    answer = client.post("/api/v1/hit", data=json.dumps(body),
-                         headers={"Origin": ORIGIN, "User-Agent": BROWSER}).json
+    answer = hit(client, site, visit="visit-paid-1", visitor="visitor-0001",
+                 url="https://shop.example/?utm_source=yandex&utm_medium=cpc&utm_campaign=spring",
+                 r="https://yandex.ru/").json
     shown = answer["b"][0]["t"]
     local, domain = box.login.split("@")
     assert shown.startswith(local + "+") and shown.endswith("@" + domain)
@@ -60,10 +56,8 @@ def test_the_sync_writes_queued_page_views_before_it_attributes(app, client, fac
     site = factory.site(user.account, domains=["shop.example"])
     block = factory.block(user.account, sites=[site], addresses=["info@shop.example"])
     dynamic = factory.rule(user.account, blocks=[block], mode="subaddress", base_address=box.login)
-    body = {"k": site.key, "v": "visitor-0002", "s": "visit-lost-1", "n": True,
-            "u": "https://shop.example/?utm_source=newsletter", "r": ""}
-    shown = client.post("/api/v1/hit", data=json.dumps(body),
-                        headers={"Origin": ORIGIN, "User-Agent": BROWSER}).json["b"][0]["t"]
+    shown = hit(client, site, visit="visit-lost-1", visitor="visitor-0002", n=True,
+                url="https://shop.example/?utm_source=newsletter").json["b"][0]["t"]
     redis = Redis.from_url(app.config["REDIS_URL"])
     Queue(app.config["RQ_QUEUE"], connection=redis).empty()  # the wake-up job is gone
     redis.close()

@@ -7,6 +7,7 @@ from redis import Redis
 from rq import Queue, SimpleWorker
 from rq.job import JobStatus
 
+from tests.test_api import hit
 from tracker.jobs.health import HEARTBEAT_KEY, heartbeat
 
 
@@ -54,8 +55,6 @@ def test_cron_config_registers_the_heartbeat():
 def test_page_views_wake_one_writer_which_writes_them_and_sleeps_again(app, client, factory,
                                                                        tmp_path, worker_env):
     """The writer runs in a real `rq worker` process of our worker class (a forked horse)."""
-    import json
-
     from sqlalchemy import func, select
 
     from tracker import visitstate
@@ -69,15 +68,11 @@ def test_page_views_wake_one_writer_which_writes_them_and_sleeps_again(app, clie
     redis = Redis.from_url(app.config["REDIS_URL"])
     queue = Queue("default", connection=redis)
 
-    def hit(n):
-        body = {"k": site.key, "v": "visitor-0001", "s": f"visit-{n:04d}", "n": True,
-                "u": "https://shop.example/"}
-        response = client.post("/api/v1/hit", data=json.dumps(body),
-                               headers={"Origin": "https://shop.example", "User-Agent": "Mozilla/5.0"})
-        assert response.status_code == 200
+    def first_page(n):
+        assert hit(client, site, visit=f"visit-{n:04d}", n=True).status_code == 200
 
     for n in range(3):
-        hit(n)
+        first_page(n)
     assert queue.count == 1  # one wake-up for the three
     env = worker_env()
     rq = [sys.executable, "-m", "rq.cli", "worker", "--burst", "--worker-class",
@@ -88,6 +83,6 @@ def test_page_views_wake_one_writer_which_writes_them_and_sleeps_again(app, clie
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(Visit)) == 3
     assert not redis.exists(visitstate.FLAG)  # asleep: the next page view wakes a writer
-    hit(3)
+    first_page(3)
     assert queue.count == 1
     redis.close()
