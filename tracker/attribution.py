@@ -7,8 +7,10 @@ from itertools import chain
 from sqlalchemy import bindparam, or_, select, update
 
 from tracker.addresses import canonical_address
+from tracker.channels import derive_channel
 from tracker.extensions import db
 from tracker.models import Assignment, Email, PoolAddress, Rule, Visit
+from tracker.models.visits import UTM_FIELDS
 
 # A pool address no longer leased still points at its last holder for this long.
 ATTRIBUTION_WINDOW = timedelta(days=7)
@@ -23,6 +25,7 @@ class Attribution:
     visit_id: int | None = None
     kind: str | None = None  # static, subaddress, catchall, pool, fallback
     source: dict = field(default_factory=dict)
+    site_id: int | None = None  # the visit's site, or the one site a rule without a visit serves
 
     @property
     def tracked(self):
@@ -114,7 +117,49 @@ def _from_assignment(assignment, address):
     return Attribution(
         address=address, rule_id=assignment.rule_id, visit_id=assignment.visit_id,
         kind=assignment.kind, source=visit.source() if visit else {},
+        site_id=visit.site_id if visit else assignment.site_id,
     )
+
+
+# Segment fields whose "equals" value names the source of everyone a rule serves.
+_SOURCE_FIELDS = (*UTM_FIELDS, "channel")
+
+
+def rule_source(rule):
+    """The source a rule's segment pins down, for emails to an address without a visit.
+
+    A static rule for `utm_source equals google` and `utm_medium equals cpc` was shown
+    to paid Google traffic only: {"utm_source": "google", "utm_medium": "cpc",
+    "channel": "paid"}. A rule for all visitors tells nothing: {}.
+    """
+    if rule.match_all:
+        return {}
+    source = {}
+    referrer = None
+    for condition in rule.conditions:
+        if condition.operator != "equals" or not condition.value:
+            continue
+        if condition.field in _SOURCE_FIELDS:
+            source.setdefault(condition.field, condition.value)
+        elif condition.field == "referrer_domain":
+            referrer = f"https://{condition.value}/"
+    if "channel" not in source and (source.get("utm_source") or source.get("utm_medium")
+                                    or referrer):
+        source["channel"] = derive_channel(utm_source=source.get("utm_source"),
+                                           utm_medium=source.get("utm_medium"),
+                                           referrer=referrer)
+    return source
+
+
+def _rule_site(rule):
+    """The site of a rule whose blocks are all on one site, else None."""
+    sites = {site.id for block in rule.blocks for site in block.sites}
+    return sites.pop() if len(sites) == 1 else None
+
+
+def _from_rule(rule, address, kind):
+    return Attribution(address=address, rule_id=rule.id, kind=kind, source=rule_source(rule),
+                       site_id=_rule_site(rule))
 
 
 def attribute(account_id, recipients, at, window=ATTRIBUTION_WINDOW, lookup=None):
@@ -145,15 +190,16 @@ def _attribute(addresses, at, window, lookup):
             holder = lookup.pool_holder(address, at, window)
             if holder is not None:
                 return _from_assignment(holder, address)
-            return Attribution(address=address, rule_id=lookup.pools[address], kind="pool")
+            rule = db.session.get(Rule, lookup.pools[address])
+            return _from_rule(rule, address, "pool")
         rule = lookup.static.get(address)
         if rule is not None:
-            kind = "static" if rule.static_address == address else "fallback"
-            return Attribution(address=address, rule_id=rule.id, kind=kind)
+            return _from_rule(rule, address,
+                              "static" if rule.static_address == address else "fallback")
         rule = lookup.dynamic_rule(address)
         if rule is not None:
             # A token we never issued (or a typo): the rule is known, the visit is not.
-            return Attribution(address=address, rule_id=rule.id, kind=rule.dynamic_mode)
+            return _from_rule(rule, address, rule.dynamic_mode)
     return Attribution()
 
 
@@ -161,7 +207,8 @@ _EMAILS = Email.__table__
 _SET_ATTRIBUTION = update(_EMAILS).where(_EMAILS.c.id == bindparam("email_id")).values(
     rule_id=bindparam("rule_id"), visit_id=bindparam("visit_id"),
     tracked_address=bindparam("tracked_address"), attribution=bindparam("kind"),
-    source=bindparam("source"))
+    source=bindparam("source"), channel=bindparam("channel"), utm_source=bindparam("utm_source"),
+    site_id=bindparam("site_id"))
 
 
 def attribute_emails(email_ids):
@@ -186,7 +233,11 @@ def attribute_emails(email_ids):
             if result.address is not None:
                 updates.append({"email_id": email.id, "rule_id": result.rule_id,
                                 "visit_id": result.visit_id, "tracked_address": result.address,
-                                "kind": result.kind, "source": result.source or None})
+                                "kind": result.kind, "source": result.source or None,
+                                "channel": result.source.get("channel") or None,
+                                "utm_source": (result.source.get("utm_source") or "")[:200]
+                                or None,
+                                "site_id": result.site_id})
     if updates:
         db.session.execute(_SET_ATTRIBUTION, updates)
 

@@ -18,6 +18,13 @@ def select_locale():
     return request.accept_languages.best_match(languages) or languages[0]
 
 
+def select_timezone():
+    """The signed-in user's account time zone: dates and days on its pages are local to it."""
+    if has_request_context() and current_user and current_user.is_authenticated:
+        return current_user.account.timezone
+    return None
+
+
 def init_app(app):
-    babel.init_app(app, locale_selector=select_locale)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     app.jinja_env.globals["get_locale"] = get_locale

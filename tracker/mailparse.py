@@ -39,6 +39,8 @@ class ParsedHeaders:
     from_name: str = ""
     subject: str = ""
     recipients: list[str] = field(default_factory=list)  # canonical, in header order
+    # Every recipient with the header it came from: [[header, address], ...], in header order.
+    recipient_fields: list[list[str]] = field(default_factory=list)
     fingerprint: str = ""  # Message-ID, else a digest of Date, From, To and Subject
 
     @property
@@ -205,12 +207,15 @@ def parse_headers(raw):
     if senders:
         headers.from_address, headers.from_name = senders[0]
     headers.subject = decode_words(first("Subject"))[:MAX_SUBJECT]
-    seen = []
+    seen, by_field = [], []
     for name in RECIPIENT_FIELDS:
         for address, _name in _addresses(values(name)):
+            if len(by_field) < MAX_RECIPIENTS and [name, address] not in by_field:
+                by_field.append([name, address])
             if address not in seen and len(seen) < MAX_RECIPIENTS:
                 seen.append(address)
     headers.recipients = seen
+    headers.recipient_fields = by_field
     headers.fingerprint = headers.message_id or digest(
         [first("Date"), first("From"), first("To"), first("Subject")]
     )

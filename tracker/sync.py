@@ -376,6 +376,7 @@ def _row(mailbox, folder_name, uidvalidity, uid, at, item, now):
         "from_address": headers.from_address,
         "from_name": headers.from_name,
         "recipients": headers.recipients,
+        "recipient_fields": headers.recipient_fields,
         "recipient": headers.recipient,
         "subject": headers.subject,
         "size": size if isinstance(size, int) else None,

@@ -5,12 +5,12 @@ from tracker.models.accounts import Account, User
 from tracker.models.sites import Site, SiteDomain
 from tracker.models.mailboxes import Credential, Mailbox, MailboxFolder, email_count
 from tracker.models.blocks import Block, BlockAddress
-from tracker.models.rules import PoolAddress, Rule, RuleCondition
+from tracker.models.rules import PoolAddress, PoolUsage, Rule, RuleCondition
 from tracker.models.visits import Assignment, Display, IngestCursor, Visit
 from tracker.models.emails import Email, SyncRun
 
 __all__ = [
     "Account", "AccountOwned", "Assignment", "Block", "BlockAddress", "Credential", "Display",
-    "Email", "IngestCursor", "Mailbox", "MailboxFolder", "PoolAddress", "Rule", "RuleCondition", "Site",
+    "Email", "IngestCursor", "Mailbox", "MailboxFolder", "PoolAddress", "PoolUsage", "Rule", "RuleCondition", "Site",
     "SiteDomain", "SyncRun", "User", "Visit", "email_count", "utcnow",
 ]

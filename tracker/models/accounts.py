@@ -16,6 +16,10 @@ class Account(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
+    # IANA zone name: the account's days in reports and the times on its pages.
+    timezone: Mapped[str] = mapped_column(
+        String(64), default="UTC", server_default="UTC", nullable=False
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow, nullable=False)
 
     users: Mapped[list["User"]] = relationship(

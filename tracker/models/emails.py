@@ -24,6 +24,12 @@ class Email(AccountOwned, db.Model):
         Index("ix_email_mailbox_id_internaldate", "mailbox_id", "internaldate"),
         # The repeat rule reads the emails of one sender/recipient pair.
         Index("ix_email_mailbox_id_pair", "mailbox_id", "from_address", "recipient"),
+        # The emails report: newest first, keyset-paginated on (internaldate, id), and the
+        # filters it narrows most often.
+        Index("ix_email_account_time", "account_id", "internaldate", "id"),
+        Index("ix_email_account_channel_time", "account_id", "channel", "internaldate"),
+        Index("ix_email_account_utm_source_time", "account_id", "utm_source", "internaldate"),
+        Index("ix_email_site_time", "site_id", "internaldate"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -44,6 +50,9 @@ class Email(AccountOwned, db.Model):
     from_name: Mapped[str] = mapped_column(String(200), default="", nullable=False)
     # Canonical addresses from Delivered-To, X-Original-To, To and Cc, in that order.
     recipients: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
+    # Every recipient with the header it came from, in header order: [[header, address], ...]
+    # (None for emails stored before this was kept).
+    recipient_fields: Mapped[list | None] = mapped_column(JSON)
     # The address it was delivered to, as best the headers tell: for repeats and reports.
     recipient: Mapped[str | None] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(String(1000), default="", nullable=False)
@@ -62,6 +71,11 @@ class Email(AccountOwned, db.Model):
     tracked_address: Mapped[str | None] = mapped_column(String(320))
     attribution: Mapped[str | None] = mapped_column(String(16))
     source: Mapped[dict | None] = mapped_column(JSON)
+    # Copied from the attribution for the report's filters: the channel and utm_source of
+    # the source, and the site of the visit (or the one site a static rule serves).
+    channel: Mapped[str | None] = mapped_column(String(32))
+    utm_source: Mapped[str | None] = mapped_column(String(200))
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("site.id", ondelete="SET NULL"))
 
     @property
     def tracked(self):

@@ -1,5 +1,7 @@
 """Rules: which address a segment of visitors sees in which blocks."""
 
+from datetime import date, datetime
+
 from sqlalchemy import Column, ForeignKey, Index, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -122,3 +124,25 @@ class PoolAddress(AccountOwned, db.Model):
     position: Mapped[int] = mapped_column(default=0, nullable=False)
 
     rule: Mapped[Rule] = relationship(back_populates="pool_addresses")
+
+
+class PoolUsage(AccountOwned, db.Model):
+    """How a pool rule's addresses were used on one day (in the account's time zone).
+
+    Counted from the stored leases and fallback assignments, so it counts visits,
+    not page views: the most leases held at once against the pool's size, the
+    visits that got a pool address, and the (non-bot) visits that got the fallback.
+    """
+
+    __table_args__ = (UniqueConstraint("rule_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_id: Mapped[int] = mapped_column(
+        ForeignKey("rule.id", ondelete="CASCADE"), nullable=False
+    )
+    day: Mapped[date] = mapped_column(nullable=False)
+    pool_size: Mapped[int] = mapped_column(default=0, nullable=False)
+    peak_leases: Mapped[int] = mapped_column(default=0, nullable=False)
+    leased_visits: Mapped[int] = mapped_column(default=0, nullable=False)
+    fallback_visits: Mapped[int] = mapped_column(default=0, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(nullable=False)
