@@ -119,6 +119,33 @@ class Factory:
         db.session.commit()
         return rule
 
+    def visit(self, site, at=None, visitor=None, **fields):
+        """A stored visit of a site (as the page-view writer would store it)."""
+        from tracker.models import Visit
+
+        n = next(_seq)
+        at = at or utcnow()
+        visit = Visit(account_id=site.account_id, site_id=site.id,
+                      visitor_id=visitor or f"visitor-{n:06d}", client_visit_id=f"visit-{n:06d}",
+                      started_at=at, last_seen_at=fields.pop("last_seen_at", at), **fields)
+        db.session.add(visit)
+        db.session.commit()
+        return visit
+
+    def assignment(self, visit, rule, address, kind=None, at=None, expires_at=None, token=None,
+                   pool_address=None):
+        """An address given to a visit by a rule (a lease when pool_address is given)."""
+        from tracker.models import Assignment
+
+        assignment = Assignment(
+            account_id=visit.account_id, site_id=visit.site_id, visit_id=visit.id,
+            rule_id=rule.id, kind=kind or rule.mode, address=address, token=token,
+            pool_address_id=pool_address.id if pool_address else None,
+            assigned_at=at or visit.started_at, expires_at=expires_at)
+        db.session.add(assignment)
+        db.session.commit()
+        return assignment
+
     def email(self, mailbox, at=None, sender="lead@example.org", recipient="info@shop.example",
               folder="INBOX", uidvalidity=1, uid=None, commit=True, **fields):
         """A stored email of a mailbox (as a sync would store it)."""
