@@ -5,20 +5,22 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 
 from tracker.domains import display_domain
-from tracker.views import api, auth, blocks, credentials, mailboxes, main, rules, sites
+from tracker.views import api, auth, blocks, credentials, mailboxes, main, reports, rules, sites
 
 BLUEPRINTS = [
-    main.bp, auth.bp, sites.bp, mailboxes.bp, credentials.bp, blocks.bp, rules.bp, api.bp,
+    main.bp, auth.bp, sites.bp, mailboxes.bp, credentials.bp, blocks.bp, rules.bp, reports.bp,
+    api.bp,
 ]
 
 # Admin sections in menu order; a section shows once its blueprint exists.
 SECTIONS = [
+    ("main.index", _l("Dashboard")),
+    ("reports.emails", _l("Emails")),
     ("sites.index", _l("Sites")),
     ("mailboxes.index", _l("Mailboxes")),
     ("credentials.index", _l("Credentials")),
     ("blocks.index", _l("Blocks")),
     ("rules.index", _l("Rules")),
-    ("reports.index", _l("Reports")),
 ]
 
 ERRORS = {

@@ -1,4 +1,4 @@
-"""The landing redirect and the account settings."""
+"""The start page: the dashboard once signed in, else the sign-in form."""
 
 from flask import Blueprint, redirect, url_for
 from flask_login import current_user
@@ -9,5 +9,7 @@ bp = Blueprint("main", __name__)
 @bp.get("/")
 def index():
     if current_user.is_authenticated:
-        return redirect(url_for("sites.index"))
+        from tracker.views.reports import dashboard
+
+        return dashboard()
     return redirect(url_for("auth.login"))

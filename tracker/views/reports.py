@@ -1,0 +1,118 @@
+"""Reports: the emails journal, an email's and a visit's detail, exports and the dashboard."""
+
+from dataclasses import replace
+
+from flask import Blueprint, request
+from flask_login import current_user, login_required
+
+from tracker.extensions import db
+from tracker.models import Email, Mailbox, Rule, Site, Visit
+from tracker.reports import emails as report
+from tracker.reports import periods
+from tracker.views.helpers import get_owned, owned, render
+
+bp = Blueprint("reports", __name__)
+
+
+@bp.before_request
+@login_required
+def require_login():
+    """Every report needs a signed-in user."""
+
+
+def account_zone():
+    """The ZoneInfo of the signed-in user's account."""
+    return periods.zone(current_user.account.timezone)
+
+
+def _filters():
+    return report.Filters.from_args(request.args)
+
+
+def _choices():
+    """The account's sites, mailboxes and rules, for the filter selects."""
+    from tracker.models import Credential
+
+    return {
+        "sites": db.session.scalars(owned(Site).order_by(Site.name, Site.id)).all(),
+        "mailboxes": db.session.execute(
+            select_mailboxes(owned(Mailbox), Credential)).all(),
+        "rules": db.session.scalars(owned(Rule).order_by(Rule.priority, Rule.id)).all(),
+    }
+
+
+def select_mailboxes(query, credential):
+    return (query.with_only_columns(Mailbox.id, credential.login)
+            .join(credential, credential.id == Mailbox.credential_id)
+            .order_by(credential.login))
+
+
+@bp.get("/emails")
+def emails():
+    filters = _filters()
+    query, invalid = report.filtered(current_user.account_id, filters, account_zone())
+    page = report.page(report.with_names(query), before=request.args.get("before"),
+                       after=request.args.get("after"))
+    empty_account = not page.items and not filters.narrowed and not request.args.get("before") \
+        and db.session.scalar(owned(Email).with_only_columns(Email.id).limit(1)) is None
+    return render("reports/emails.html", "results", filters=filters, page=page,
+                  invalid=invalid, empty_account=empty_account, setup=_setup_steps()
+                  if empty_account else None, **_choices())
+
+
+def _setup_steps():
+    """What an account without emails still has to set up, in order, with links."""
+    from tracker.models import Block
+
+    def has(model):
+        return db.session.scalar(owned(model).with_only_columns(model.id).limit(1)) is not None
+
+    return [
+        ("sites.new", has(Site)),
+        ("mailboxes.new", has(Mailbox)),
+        ("blocks.new", has(Block)),
+        ("rules.new", has(Rule)),
+    ]
+
+
+@bp.get("/emails/<int:email_id>")
+def email(email_id):
+    from tracker.reports.explain import explain
+
+    row = get_owned(Email, email_id)
+    return render("reports/email.html", email=row, why=explain(row))
+
+
+@bp.get("/visits/<int:visit_id>")
+def visit(visit_id):
+    from tracker.reports.visits import visit_detail
+
+    row = get_owned(Visit, visit_id)
+    return render("reports/visit.html", visit=row, **visit_detail(row))
+
+
+@bp.get("/emails.csv")
+def emails_csv():
+    from tracker.reports.exports import csv_response
+
+    query, _invalid = report.filtered(current_user.account_id, _filters(), account_zone())
+    return csv_response(query, account_zone())
+
+
+@bp.get("/emails.xlsx")
+def emails_xlsx():
+    from tracker.reports.exports import xlsx_response
+
+    query, _invalid = report.filtered(current_user.account_id, _filters(), account_zone())
+    return xlsx_response(query, account_zone())
+
+
+def dashboard():
+    """The start page after sign-in (served at / by tracker.views.main)."""
+    from tracker.reports.dashboard import dashboard_context
+
+    filters = _filters()
+    if "period" not in request.args:
+        filters = replace(filters, period="30d")
+    return render("reports/dashboard.html",
+                  **dashboard_context(current_user.account, filters, account_zone()))
