@@ -1,5 +1,8 @@
 """Sign-in and personal settings."""
 
+import functools
+import zoneinfo
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField
@@ -32,3 +35,19 @@ class SettingsForm(FlaskForm):
             SelectChoice("ru", "Русский"),
         ],
     )
+    timezone = SelectField(
+        _l("Time zone of the account"),
+        description=_l("Report days begin at midnight in this zone; times are shown in it."),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.timezone.choices = [(name, name) for name in time_zones()]
+
+
+@functools.cache
+def time_zones():
+    """IANA zone names people pick from (no legacy aliases such as Etc/GMT+3 or posix/...)."""
+    names = {n for n in zoneinfo.available_timezones()
+             if "/" in n and not n.startswith(("Etc/", "posix/", "right/", "SystemV/", "US/"))}
+    return sorted(names | {"UTC"})

@@ -72,17 +72,19 @@ def logout():
 @bp.get("/settings")
 @login_required
 def settings():
-    form = SettingsForm(locale=current_user.locale or "")
+    form = SettingsForm(locale=current_user.locale or "", timezone=current_user.account.timezone)
     return render("auth/settings.html", form=form)
 
 
 @bp.post("/settings")
 @login_required
 def settings_post():
-    form = SettingsForm()
+    # A post without the time zone (an older form) keeps the account's.
+    form = SettingsForm(timezone=current_user.account.timezone)
     if not form.validate_on_submit():
         return render("auth/settings.html", form=form, status=422)
     current_user.locale = form.locale.data or None
+    current_user.account.timezone = form.timezone.data
     db.session.commit()
     flash(_("Settings saved."), "success")
     return redirect_to(url_for("auth.settings"))
