@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
-from sqlalchemy import and_, false, or_, select
+from sqlalchemy import and_, or_, select
 
 from tracker.channels import CHANNELS
 from tracker.extensions import db
@@ -96,15 +96,13 @@ def _name_or_id(column, id_column, value):
     return condition
 
 
-def _by_channel(account_id):
-    def narrow(query, value):
-        value = value.casefold()
-        if value == "none":
-            return query.where(Email.channel.is_(None))
-        if value not in CHANNELS:
-            raise InvalidValue(value)
-        return query.where(Email.channel == value)
-    return narrow
+def _by_channel(query, value):
+    value = value.casefold()
+    if value == "none":
+        return query.where(Email.channel.is_(None))
+    if value not in CHANNELS:
+        raise InvalidValue(value)
+    return query.where(Email.channel == value)
 
 
 def _by_source(query, value):
@@ -179,7 +177,7 @@ def _by_text(query, text):
 def search_filters(account_id):
     """{key: filter} of the search box; the keys are listed in the page's hint."""
     return {
-        "channel": _by_channel(account_id),
+        "channel": _by_channel,
         "source": _by_source,
         "utm_source": _by_source,
         "medium": _by_json("utm_medium"),
@@ -213,18 +211,16 @@ def filtered(account_id, filters, tz, now=None):
         query = query.where(Email.mailbox_id == int(filters.mailbox))
     if filters.rule:
         query = query.where(Email.rule_id == int(filters.rule))
-    if filters.channel == "none":
-        query = query.where(Email.channel.is_(None))
-    elif filters.channel:
-        query = query.where(Email.channel == filters.channel)
+    if filters.channel:
+        query = _by_channel(query, filters.channel)
     if filters.utm_source:
         query = query.where(Email.utm_source == filters.utm_source)
     if filters.status:
         query = query.where(Email.counted.is_(filters.status == "new"))
     if filters.tracked:
         query = query.where(_tracked(filters.tracked == "yes"))
-    return apply(query, parse(filters.q, search_filters(account_id)),
-                 search_filters(account_id), _by_text)
+    keys = search_filters(account_id)
+    return apply(query, parse(filters.q, keys), keys, _by_text)
 
 
 # ------------------------------------------------------------------ keyset pages
@@ -311,8 +307,3 @@ def with_names(query):
         .outerjoin(Rule, Rule.id == Email.rule_id)
         .outerjoin(Site, Site.id == Email.site_id)
     )
-
-
-def nothing(query):
-    """The query narrowed to no rows (for a filter that names another account's object)."""
-    return query.where(false())

@@ -3,10 +3,12 @@
 from dataclasses import replace
 
 from flask import Blueprint, request
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from tracker.extensions import db
-from tracker.models import Email, Mailbox, Rule, Site, Visit
+from tracker.forms.rules import CHANNEL_LABELS, MODE_LABELS
+from tracker.models import Block, Credential, Email, Mailbox, Rule, Site, Visit
 from tracker.reports import emails as report
 from tracker.reports import periods
 from tracker.views.helpers import get_owned, owned, render
@@ -14,10 +16,26 @@ from tracker.views.helpers import get_owned, owned, render
 bp = Blueprint("reports", __name__)
 
 
+PERIOD_LABELS = {
+    "all": _l("All time"),
+    "today": _l("Today"),
+    "yesterday": _l("Yesterday"),
+    "7d": _l("Last 7 days"),
+    "30d": _l("Last 30 days"),
+    "custom": _l("Custom dates"),
+}
+
+
 @bp.before_request
 @login_required
 def require_login():
     """Every report needs a signed-in user."""
+
+
+@bp.context_processor
+def labels():
+    return {"period_labels": PERIOD_LABELS, "channel_labels": CHANNEL_LABELS,
+            "mode_labels": MODE_LABELS}
 
 
 def account_zone():
@@ -31,20 +49,14 @@ def _filters():
 
 def _choices():
     """The account's sites, mailboxes and rules, for the filter selects."""
-    from tracker.models import Credential
-
     return {
         "sites": db.session.scalars(owned(Site).order_by(Site.name, Site.id)).all(),
         "mailboxes": db.session.execute(
-            select_mailboxes(owned(Mailbox), Credential)).all(),
+            owned(Mailbox).with_only_columns(Mailbox.id, Credential.login)
+            .join(Credential, Credential.id == Mailbox.credential_id)
+            .order_by(Credential.login)).all(),
         "rules": db.session.scalars(owned(Rule).order_by(Rule.priority, Rule.id)).all(),
     }
-
-
-def select_mailboxes(query, credential):
-    return (query.with_only_columns(Mailbox.id, credential.login)
-            .join(credential, credential.id == Mailbox.credential_id)
-            .order_by(credential.login))
 
 
 @bp.get("/emails")
@@ -62,8 +74,6 @@ def emails():
 
 def _setup_steps():
     """What an account without emails still has to set up, in order, with links."""
-    from tracker.models import Block
-
     def has(model):
         return db.session.scalar(owned(model).with_only_columns(model.id).limit(1)) is not None
 
@@ -80,7 +90,10 @@ def email(email_id):
     from tracker.reports.explain import explain
 
     row = get_owned(Email, email_id)
-    return render("reports/email.html", email=row, why=explain(row))
+    why = explain(row)
+    mailbox = db.session.get(Mailbox, row.mailbox_id)
+    return render("reports/email.html", email=row, why=why, mailbox_login=mailbox.address,
+                  rule_name=why.source.rule.name if why.source.rule else "—")
 
 
 @bp.get("/visits/<int:visit_id>")
