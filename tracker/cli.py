@@ -1,13 +1,15 @@
-"""Command-line tools: `flask users ...` and `flask credentials ...`."""
+"""Command-line tools: `flask users ...`, `flask credentials ...` and `flask demo`."""
 
+import os
 import secrets
 
 import click
 from email_validator import EmailNotValidError, validate_email
-from flask.cli import AppGroup
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 
-from tracker import crypto
+from tracker import crypto, demo
 from tracker.extensions import db
 from tracker.models import Account, Credential, User
 
@@ -95,6 +97,35 @@ def rotate_keys():
     click.echo(f"Re-encrypted {len(rows)} stored password(s) under the newest key.")
 
 
+@click.command("demo")
+@click.option("--email", default=demo.DEMO_EMAIL, show_default=True, help="The demo login.")
+@click.option("--visits", type=click.IntRange(30, 100_000), default=demo.DEFAULT_VISITS,
+              show_default=True, help="Visits over the month (emails: about half as many).")
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="Another seed makes other, equally repeatable, data.")
+@with_appcontext
+def demo_command(email, visits, seed):
+    """Create or refresh the demo account: a site, rules, a month of visits and emails.
+
+    Running it again replaces the demo account's data with the same data (shifted to
+    now) and a new password; no other account is touched.
+    """
+    email = _normalized_email(email)
+    password = secrets.token_urlsafe(12)
+    try:
+        made = demo.make_demo(email, password, visits, seed)
+    except demo.DemoError as exc:
+        raise click.ClickException(str(exc)) from None
+    url = current_app.config.get("BASE_URL") or "http://{}:{}/".format(
+        os.environ.get("HOST", "127.0.0.1"), os.environ.get("WEB_PORT", "5000"))
+    click.echo(f"Demo account ready in {made.seconds:.1f} s: {made.visits} visits "
+               f"({made.bots} by bots), {made.emails} emails ({made.counted} new requests, "
+               f"{made.tracked} tracked).")
+    click.echo(f"Sign in at {url} (run `make run` first)")
+    click.echo(f"Email: {email}  Password (shown once): {password}")
+
+
 def init_app(app):
     app.cli.add_command(users)
     app.cli.add_command(credentials)
+    app.cli.add_command(demo_command)

@@ -312,14 +312,16 @@ def _items(rules, facts, held):
     return addresses, items
 
 
-def record_page_view(site, hit, user_agent, redis, rates):
+def record_page_view(site, hit, user_agent, redis, rates, *, now_ms=None):
     """Answer a page view from Redis alone: per block, where to look and what to show.
 
     The visit and the addresses it is given are queued for the database (see
     tracker.ingest). Returns (answer, woke): woke asks the caller to wake a writer.
-    Raises visitstate.RateLimited.
+    now_ms: the page view's time in ms since the epoch (default: now), for demo data
+    made in the past. Raises visitstate.RateLimited.
     """
-    now_ms = int(time.time() * 1000)
+    if now_ms is None:
+        now_ms = int(time.time() * 1000)
     blocks, rules = cached_site_setup(site)
     state, woke = None, False
     if not hit.first:

@@ -13,7 +13,7 @@
   in one transaction: a crash between batches resumes where it stopped.
 
 No RQ here: tracker.jobs.sync schedules, locks and retries. Public: run_sync,
-RunResult, emails_stored, batch_committed, count_commands, FETCH_ITEMS.
+store_messages, RunResult, emails_stored, batch_committed, count_commands, FETCH_ITEMS.
 """
 
 import imaplib
@@ -45,6 +45,8 @@ emails_stored = _signals.signal("emails-stored")
 batch_fetched = _signals.signal("batch-fetched")
 
 HEADER_ITEM = "BODY.PEEK[HEADER.FIELDS (%s)]" % " ".join(FETCHED_FIELDS)
+# The key the server answers HEADER_ITEM under (without .PEEK).
+_HEADER_KEY = ("BODY[HEADER.FIELDS (%s)]" % " ".join(FETCHED_FIELDS)).encode()
 FETCH_ITEMS = ("INTERNALDATE", "RFC822.SIZE", HEADER_ITEM)
 # What the connection or the server can do wrong, as opposed to a bug here.
 IMAP_FAILURES = (imap.ImapError, imaplib.IMAP4.error, OSError, EOFError)
@@ -449,3 +451,31 @@ def _store_batch(state, folder, uidvalidity, messages, cursor, rematch, now):
                            email_ids=new_ids)
     db.session.commit()
     return len(new_ids), found
+
+
+def store_messages(mailbox, folder, messages, uidvalidity, *, now=None, batch_size=None):
+    """Store messages read some other way (demo data, imports) exactly as a sync stores them.
+
+    messages: (uid, INTERNALDATE as naive UTC, raw header bytes[, RFC822.SIZE]) in
+    ascending UID order; folder: one of the mailbox's MailboxFolder rows. Each batch of
+    `batch_size` (default SYNC_BATCH_SIZE) goes the way of a fetched batch: the queued
+    page views are written (batch_fetched), then the rows are parsed, stored, counted,
+    attributed (emails_stored) and the folder cursor advanced in one transaction.
+    UIDs already stored are skipped. Returns how many new emails were stored.
+    """
+    now = now or utcnow()
+    size = batch_size or current_app.config["SYNC_BATCH_SIZE"]
+    state = _Run(mailbox, current_app.config)
+    fetched = [(uid, at, {_HEADER_KEY: raw, b"RFC822.SIZE": rest[0] if rest else None})
+               for uid, at, raw, *rest in messages]
+    rematch = bool(fetched) and _has_other_generations(mailbox.id, folder.name, uidvalidity)
+    stored = 0
+    for start in range(0, len(fetched), size):
+        batch = fetched[start:start + size]
+        cursor = batch[-1][0]
+        if folder.uidvalidity == uidvalidity and folder.last_uid is not None:
+            cursor = max(cursor, folder.last_uid)  # never back: a sync reads above it
+        batch_fetched.send(current_app._get_current_object(), mailbox=mailbox)
+        new, _found = _store_batch(state, folder, uidvalidity, batch, cursor, rematch, now)
+        stored += new
+    return stored
