@@ -101,3 +101,28 @@ def test_other_accounts_addresses_are_not_used(shop, factory):
     factory.rule(account, blocks=[block], address="ads@shop.example")
     other = factory.account()
     assert not attribute(other.id, ["ads@shop.example"], T0).tracked
+
+
+def test_a_static_address_takes_the_source_its_rule_pins_down(shop, factory):
+    account, site, block = shop
+    paid = factory.rule(account, blocks=[block], address="ads@shop.example",
+                        conditions=[("utm_source", "equals", "google"),
+                                    ("utm_medium", "equals", "cpc"),
+                                    ("landing_url", "contains", "/sale")])
+    social = factory.rule(account, blocks=[block], address="vk@shop.example",
+                          conditions=[("channel", "equals", "social")])
+    everyone = factory.rule(account, blocks=[block], address="info@shop.example")
+    result = attribute(account.id, ["ads@shop.example"], T0)
+    assert result.source == {"utm_source": "google", "utm_medium": "cpc", "channel": "paid"}
+    assert (result.rule_id, result.site_id) == (paid.id, site.id)
+    assert attribute(account.id, ["vk@shop.example"], T0).source == {"channel": "social"}
+    result = attribute(account.id, ["info@shop.example"], T0)
+    assert (result.rule_id, result.source) == (everyone.id, {})
+    assert social.id != everyone.id
+
+
+def test_a_rule_on_two_sites_names_no_site(shop, factory):
+    account, site, block = shop
+    other = factory.block(account, sites=[factory.site(account)])
+    factory.rule(account, blocks=[block, other], address="ads@shop.example")
+    assert attribute(account.id, ["ads@shop.example"], T0).site_id is None

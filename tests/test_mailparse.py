@@ -64,6 +64,11 @@ def test_recipients_from_all_fields_normalised_and_deduplicated():
         "info@shop.example", "info+x7k2@shop.example", "other@пример.рф", "cc@пример.рф",
     ]
     assert parsed.recipient == "info@shop.example"
+    # Each address with every header it was in, for the email's page.
+    assert parsed.recipient_fields == [
+        ["Delivered-To", "info@shop.example"], ["X-Original-To", "info+x7k2@shop.example"],
+        ["To", "info@shop.example"], ["To", "other@пример.рф"], ["Cc", "cc@пример.рф"],
+    ]
 
 
 def test_missing_everything_still_parses():
