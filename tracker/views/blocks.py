@@ -10,17 +10,18 @@ from sqlalchemy import and_, or_
 from tracker.extensions import db
 from tracker.forms.blocks import BlockForm, selector_error
 from tracker.models import Block, BlockAddress, Site
-from tracker.search import InvalidValue, Term, apply, like_pattern, parse
+from tracker.search import InvalidValue, apply, like_pattern
 from tracker.selectors import SelectorError, build_selector
 from tracker.views.helpers import (
     get_owned,
     is_htmx,
+    list_state,
+    list_terms,
     local_next,
     owned,
     paginate,
     redirect_to,
     render,
-    search_term,
 )
 
 bp = Blueprint("blocks", __name__, url_prefix="/blocks")
@@ -79,12 +80,10 @@ FILTERS = {"site": _by_site, "type": _by_type}
 
 @bp.get("/")
 def index():
-    q = search_term()
-    site = request.args.get("site", "", type=str).strip()[:20]
-    terms = parse(q, FILTERS) + ([Term("site", site)] if site else [])
-    query, invalid = apply(owned(Block), terms, FILTERS, _by_text)
+    state = list_state("site")
+    query, invalid = apply(owned(Block), list_terms(state, FILTERS), FILTERS, _by_text)
     page = paginate(query.order_by(Block.name, Block.id))
-    return render("blocks/index.html", "results", page=page, q=q, site=site,
+    return render("blocks/index.html", "results", page=page, q=state["q"], site=state["site"],
                   sites=own_sites(), invalid=invalid)
 
 

@@ -1,4 +1,4 @@
-"""What every resource view shares: fragment rendering, account scoping, redirects."""
+"""What every resource view shares: fragment rendering, account scoping, redirects, list state."""
 
 from flask import abort, current_app, make_response, redirect, render_template, request
 from flask_login import current_user
@@ -6,6 +6,7 @@ from jinja2_fragments.flask import render_block
 from sqlalchemy import select
 
 from tracker.extensions import db
+from tracker.search import Term, parse
 
 
 def is_htmx():
@@ -66,6 +67,32 @@ def paginate(query):
 def search_term():
     """The ?q= search text, trimmed and bounded."""
     return request.args.get("q", "", type=str).strip()[:200]
+
+
+def list_state(*selects):
+    """A list page's search and select filters from the query string: {"q": text, select: value}.
+
+    Each select is a key of the list's search language too (see list_terms)."""
+    state = {"q": search_term()}
+    for key in selects:
+        state[key] = request.args.get(key, "", type=str).strip()[:50]
+    return state
+
+
+def list_terms(state, filters):
+    """The search terms of a list state: the parsed search text, then one per chosen select."""
+    return parse(state["q"], filters) + [
+        Term(key, value) for key, value in state.items() if key != "q" and value
+    ]
+
+
+def list_args(state):
+    """The non-empty search and filters (and the page number past 1), for links that keep them."""
+    args = {key: value for key, value in state.items() if value}
+    page = request.args.get("page", 1, type=int)
+    if page > 1:
+        args["page"] = page
+    return args
 
 
 def local_next(prefix):

@@ -23,17 +23,19 @@ from tracker.forms.rules import (
 from tracker.models import Block, PoolAddress, Rule, RuleCondition, Site
 from tracker.models.rules import DEFAULT_RESERVATION_MINUTES
 from tracker.rules import address_warnings, next_priority, ordered_rules, swap_priorities
-from tracker.search import InvalidValue, Term, apply, like_pattern, parse, parse_bool
+from tracker.search import InvalidValue, apply, like_pattern, parse_bool
 from tracker.views.blocks import name_or_id, own_blocks, own_sites
 from tracker.views.helpers import (
     get_owned,
     is_htmx,
+    list_args,
+    list_state,
+    list_terms,
     local_next,
     owned,
     paginate,
     redirect_to,
     render,
-    search_term,
 )
 
 bp = Blueprint("rules", __name__, url_prefix="/rules")
@@ -105,27 +107,10 @@ def _by_text(query, text):
 FILTERS = {"type": _by_type, "block": _by_block, "site": _by_site, "active": _by_active}
 
 
-def _list_state():
-    """The list's search and filters, from the query string."""
-    state = {"q": search_term()}
-    for key in SELECTS:
-        state[key] = request.args.get(key, "", type=str).strip()[:50]
-    return state
-
-
-def _list_args(state):
-    """The non-empty filters, for links that keep them (and the page number)."""
-    args = {key: value for key, value in state.items() if value}
-    page = request.args.get("page", 1, type=int)
-    if page > 1:
-        args["page"] = page
-    return args
-
-
 def _filtered(state):
     """The account's rules narrowed by the search and the selects, in priority order."""
-    terms = parse(state["q"], FILTERS) + [Term(key, state[key]) for key in SELECTS if state[key]]
-    return apply(ordered_rules(current_user.account_id), terms, FILTERS, _by_text)
+    return apply(ordered_rules(current_user.account_id), list_terms(state, FILTERS), FILTERS,
+                 _by_text)
 
 
 def _ranks():
@@ -138,7 +123,7 @@ def _render_list(state):
     query, invalid = _filtered(state)
     return render(
         "rules/index.html", "results",
-        page=paginate(query), state=state, args=_list_args(state), invalid=invalid,
+        page=paginate(query), state=state, args=list_args(state), invalid=invalid,
         filtered=any(state.values()),
         ranks=_ranks(), blocks=own_blocks(), sites=own_sites(),
     )
@@ -146,14 +131,14 @@ def _render_list(state):
 
 @bp.get("/")
 def index():
-    return _render_list(_list_state())
+    return _render_list(list_state(*SELECTS))
 
 
 @bp.post("/<int:rule_id>/move/<any(up, down):direction>")
 def move(rule_id, direction):
     """Swap the rule with its neighbour in the list as filtered (hidden rules keep their place)."""
     rule = get_owned(Rule, rule_id)
-    state = _list_state()
+    state = list_state(*SELECTS)
     query, _invalid = _filtered(state)
     ids = db.session.scalars(query.with_only_columns(Rule.id)).all()
     if rule.id not in ids:
@@ -164,7 +149,7 @@ def move(rule_id, direction):
         db.session.commit()
     if is_htmx():
         return _render_list(state)
-    return redirect(url_for("rules.index", **_list_args(state)))
+    return redirect(url_for("rules.index", **list_args(state)))
 
 
 @bp.post("/<int:rule_id>/active")
@@ -284,11 +269,16 @@ def create():
 
 @bp.get("/<int:rule_id>")
 def show(rule_id):
+    from tracker.reports import pools
+
     rule = get_owned(Rule, rule_id)
-    usage = None
+    usage, usage_days, advice = None, [], None
     if rule.dynamic_mode == "pool":
         usage = leases.usage(redis_client(), rule.id, int(time.time() * 1000))
+        usage_days = pools.usage_rows(rule)
+        advice = pools.suggestion(usage_days, len(rule.pool_addresses))
     return render("rules/show.html", rule=rule, ranks=_ranks(), usage=usage,
+                  usage_days=usage_days, usage_advice=advice,
                   warnings=address_warnings(current_user.account_id, rule.addresses))
 
 
