@@ -12,7 +12,8 @@ def sign_in(page, live_server, user):
     page.get_by_label("Email").fill(user.email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(f"{live_server.url}/")
+    expect(page).to_have_url(f"{live_server.url}/")  # the dashboard
+    page.goto(f"{live_server.url}/sites/")
 
 
 def test_sign_in_and_create_a_site(page, live_server, user):
