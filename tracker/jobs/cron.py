@@ -6,6 +6,7 @@ from rq import cron
 
 from tracker.jobs.health import heartbeat
 from tracker.jobs.pageviews import write_pageviews
+from tracker.jobs.reports import record_pool_usage
 from tracker.jobs.sync import dispatch_due_mailboxes
 
 QUEUE = os.environ.get("RQ_QUEUE", "default")
@@ -15,3 +16,5 @@ cron.register(heartbeat, queue_name=QUEUE, interval=60)
 cron.register(dispatch_due_mailboxes, queue_name=QUEUE, interval=60)
 # Every minute: write queued page views, in case a page view's wake-up was lost.
 cron.register(write_pageviews, queue_name=QUEUE, interval=60)
+# Every 10 minutes: pool usage per rule and day (today and yesterday) from the stored leases.
+cron.register(record_pool_usage, queue_name=QUEUE, interval=600)

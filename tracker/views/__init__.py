@@ -38,6 +38,8 @@ def init_app(app):
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     app.add_template_filter(display_domain)
+    from tracker.reports import text
+    text.init_app(app)
 
     @app.context_processor
     def navigation():
