@@ -149,6 +149,9 @@ def test_search_and_pagination(logged_in, user, factory, app):
     assert "Beta" in by_domain and "Alpha" not in by_domain
     nothing = logged_in.get("/sites/?q=zzz").get_data(as_text=True)
     assert "No sites match “zzz”." in nothing
+    # % and _ are searched for as typed, not as wildcards.
+    assert "No sites match “_”." in logged_in.get("/sites/?q=_").get_data(as_text=True)
+    assert "No sites match" in logged_in.get("/sites/?q=%25").get_data(as_text=True)
     assert logged_in.get("/sites/?page=abc").status_code == 200
     assert logged_in.get("/sites/?page=-4").status_code == 200
 

@@ -14,6 +14,7 @@ from tracker.extensions import db
 from tracker.forms.mailboxes import CredentialForm
 from tracker.mailservices import OTHER, SECURITY_LABELS, SERVICES, service_hint
 from tracker.models import Credential
+from tracker.search import like_pattern
 from tracker.views.helpers import (
     get_owned,
     is_htmx,
@@ -43,9 +44,10 @@ def credential_helpers():
 def _filtered(q):
     query = owned(Credential)
     if q:
-        like = f"%{q.lower()}%"
-        query = query.where(or_(Credential.name.ilike(like), Credential.login.ilike(like),
-                                Credential.host.ilike(like)))
+        like = like_pattern(q)
+        query = query.where(or_(Credential.name.ilike(like, escape="\\"),
+                                Credential.login.ilike(like, escape="\\"),
+                                Credential.host.ilike(like, escape="\\")))
     return query.order_by(Credential.name, Credential.id)
 
 

@@ -13,6 +13,7 @@ from tracker.extensions import db
 from tracker.forms.mailboxes import MailboxForm
 from tracker.jobs.sync import enqueue_recount, enqueue_sync, sync_state
 from tracker.models import Credential, Mailbox, MailboxFolder, SyncRun, email_count, utcnow
+from tracker.search import like_pattern
 from tracker.views.helpers import (
     get_owned,
     is_htmx,
@@ -42,8 +43,9 @@ def mailbox_helpers():
 def _filtered(q):
     query = owned(Mailbox).join(Mailbox.credential)
     if q:
-        like = f"%{q.lower()}%"
-        query = query.where(or_(Credential.login.ilike(like), Credential.name.ilike(like)))
+        like = like_pattern(q)
+        query = query.where(or_(Credential.login.ilike(like, escape="\\"),
+                                Credential.name.ilike(like, escape="\\")))
     return query.order_by(Credential.login, Mailbox.id)
 
 

@@ -10,6 +10,7 @@ from tracker.extensions import db
 from tracker.forms.sites import SiteForm
 from tracker.models import Site, SiteDomain
 from tracker.models.sites import new_site_key
+from tracker.search import like_pattern
 from tracker.views.helpers import get_owned, owned, paginate, redirect_to, render, search_term
 
 bp = Blueprint("sites", __name__, url_prefix="/sites")
@@ -24,11 +25,12 @@ def require_login():
 def _filtered(q):
     query = owned(Site)
     if q:
-        like = f"%{q.lower()}%"
+        like = like_pattern(q)
         query = query.where(
             or_(
-                Site.name.ilike(like),
-                exists().where(SiteDomain.site_id == Site.id, SiteDomain.domain.ilike(like)),
+                Site.name.ilike(like, escape="\\"),
+                exists().where(SiteDomain.site_id == Site.id,
+                               SiteDomain.domain.ilike(like, escape="\\")),
             )
         )
     return query.order_by(Site.name, Site.id)
