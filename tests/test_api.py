@@ -256,7 +256,7 @@ def test_rule_page_shows_pool_usage(logged_in, user, factory):
     for n in range(3):
         hit(logged_in, site, visit=f"visit-{n:04d}")
     page = logged_in.get(f"/rules/{rule.id}").get_data(as_text=True)
-    assert "1 leased now; peak 1 of 1 addresses; 2 visits got the fallback" in page
+    assert "1 leased now; peak 1 of 1 addresses; 2 page views found the pool full" in page
 
 
 def test_a_deleted_site_is_403_and_its_queued_page_views_are_dropped(

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from tracker import demo, sync
 from tracker.extensions import db
 from tracker.models import (
-    Account, Assignment, Credential, Email, Mailbox, Rule, Site, User, Visit, utcnow,
+    Account, Assignment, Credential, Email, Mailbox, PoolUsage, Rule, Site, User, Visit, utcnow,
 )
 
 # Small enough to be quick, large enough for every kind of email to turn up.
@@ -40,6 +40,9 @@ def counts(account_id):
         "tracked": count(Email, Email.tracked_address.is_not(None)),
         "with_visit": count(Email, Email.visit_id.is_not(None)),
         "assignments": count(Assignment), "rules": count(Rule), "sites": count(Site),
+        "pool_days": count(PoolUsage),
+        "pool_fallbacks": db.session.scalar(select(func.sum(PoolUsage.fallback_visits)).where(
+            PoolUsage.account_id == account_id)),
     }
 
 
@@ -70,6 +73,7 @@ def test_twice_leaves_one_demo_account_with_the_same_data(runner, ctx):
         User.email == demo.DEMO_EMAIL)) == 1
     assert (counts(account.id), signature(account.id), visit_signature(account.id)) == before
     assert before[0]["emails"] > 100 and before[0]["visits"] == int(VISITS)
+    assert before[0]["pool_days"] >= 30 and before[0]["pool_fallbacks"] > 0
 
     # A new password each run, printed once; the latest one signs in.
     passwords = [PASSWORD_LINE.search(r.output).group(1) for r in (first, second)]

@@ -25,6 +25,7 @@ from sqlalchemy import delete, func, select
 
 from tracker import ingest, leases, siteregistry, sync, visitstate
 from tracker.demo import content, mail, traffic
+from tracker.reports import pools
 from tracker.extensions import db, redis_client
 from tracker.models import (
     Account, Block, BlockAddress, Credential, Email, Mailbox, MailboxFolder, PoolAddress, Rule,
@@ -264,6 +265,9 @@ def make_demo(email=DEMO_EMAIL, password=None, visits=DEFAULT_VISITS, seed=1, no
     traffic.play(planned, setup.site, redis)
     _write_queued(redis)  # every visit stored before any email is attributed
     _store(setup, mail.emails(rng, planned, midnight_ms, now_ms, MAIN_LOGIN))
+    # The month's pool usage, as the cron job would have recorded it day by day.
+    pools.record_usage(now=datetime.fromtimestamp(now_ms / 1000, UTC).replace(tzinfo=None),
+                       days=32, account_id=account.id)
 
     result = summary(account.id, email)
     result.seconds = time.monotonic() - started

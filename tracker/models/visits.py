@@ -65,6 +65,8 @@ class Assignment(AccountOwned, db.Model):
         UniqueConstraint("site_id", "token"),
         Index("ix_assignment_address_time", "account_id", "address", "assigned_at"),
         Index("ix_assignment_visit_rule", "visit_id", "rule_id"),
+        # Pool usage per rule and day (tracker.reports.pools).
+        Index("ix_assignment_rule_kind_time", "rule_id", "kind", "assigned_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

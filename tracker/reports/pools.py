@@ -36,14 +36,15 @@ logger = logging.getLogger(__name__)
 USAGE_DAYS = 30
 
 
-def pool_rules():
-    """(rule, account time zone name) of every pool rule, of every account."""
-    return db.session.execute(
-        select(Rule, Account.timezone)
-        .join(Account, Account.id == Rule.account_id)
-        .where(Rule.kind == "dynamic", Rule.dynamic_mode == "pool")
-        .order_by(Rule.account_id, Rule.id)
-    ).all()
+def pool_rules(account_id=None):
+    """(rule, account time zone name) of every pool rule, of one account or of all."""
+    query = (select(Rule, Account.timezone)
+             .join(Account, Account.id == Rule.account_id)
+             .where(Rule.kind == "dynamic", Rule.dynamic_mode == "pool")
+             .order_by(Rule.account_id, Rule.id))
+    if account_id is not None:
+        query = query.where(Rule.account_id == account_id)
+    return db.session.execute(query).all()
 
 
 def peak(intervals):
@@ -145,8 +146,9 @@ def _store(rule, figures, pool_size, now):
         row.updated_at = now
 
 
-def record_usage(now=None, days=2):
-    """Recompute and store the last `days` local days of every pool rule; returns rows written.
+def record_usage(now=None, days=2, account_id=None):
+    """Recompute and store the last `days` local days of every pool rule (of one account,
+    when given); returns rows written.
 
     Each rule is committed on its own; a rule whose rows another run inserted
     meanwhile is read again and updated (the unique (rule, day) index decides).
@@ -154,7 +156,7 @@ def record_usage(now=None, days=2):
     now = now or utcnow()
     days = max(int(days), 1)
     written = 0
-    targets = [(rule.id, timezone) for rule, timezone in pool_rules()]
+    targets = [(rule.id, timezone) for rule, timezone in pool_rules(account_id)]
     for rule_id, timezone in targets:
         tz = zone(timezone)
         for attempt in (1, 2):

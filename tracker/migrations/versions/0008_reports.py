@@ -1,4 +1,5 @@
 """reports: account time zone, email recipients by header and report columns, pool usage
+and an index for it
 
 Revision ID: 0008
 Revises: 0007
@@ -35,6 +36,10 @@ def upgrade():
         batch_op.create_index('ix_email_account_utm_source_time',
                               ['account_id', 'utm_source', 'internaldate'], unique=False)
         batch_op.create_index('ix_email_site_time', ['site_id', 'internaldate'], unique=False)
+
+    with op.batch_alter_table('assignment', schema=None) as batch_op:
+        batch_op.create_index('ix_assignment_rule_kind_time', ['rule_id', 'kind', 'assigned_at'],
+                              unique=False)
 
     op.create_table(
         'pool_usage',
@@ -91,6 +96,9 @@ def downgrade():
     with op.batch_alter_table('pool_usage', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_pool_usage_account_id'))
     op.drop_table('pool_usage')
+
+    with op.batch_alter_table('assignment', schema=None) as batch_op:
+        batch_op.drop_index('ix_assignment_rule_kind_time')
 
     with op.batch_alter_table('email', schema=None) as batch_op:
         batch_op.drop_index('ix_email_site_time')
