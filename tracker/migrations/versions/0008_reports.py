@@ -1,5 +1,4 @@
-"""reports: account time zone, email recipients by header and report columns, pool usage
-and an index for it
+"""reports: account time zone, recipients by header, report columns and indexes, pool usage
 
 Revision ID: 0008
 Revises: 0007
