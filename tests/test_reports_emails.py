@@ -240,3 +240,14 @@ def test_detail_says_when_a_pool_lease_had_ended(logged_in, factory, user):
     html = logged_in.get(f"/emails/{email.id}").get_data(as_text=True)
     assert "Weak evidence" in html and "lease had ended 2 hours before" in html
     assert f"/visits/{visit.id}" in html
+
+
+def test_dates_typed_without_choosing_custom_dates_still_narrow(logged_in, seeded):
+    from werkzeug.datastructures import MultiDict
+
+    filters = report.Filters.from_args(MultiDict({"date_from": "2000-01-01"}))
+    assert (filters.period, filters.args()) == ("custom", {"period": "custom",
+                                                           "date_from": "2000-01-01"})
+    assert listed(logged_in, "/emails?date_from=2000-01-01&date_to=2000-01-02") == []
+    assert listed(logged_in, "/emails?period=7d&date_from=2000-01-01") == list(
+        reversed(seeded["ids"]))

@@ -51,6 +51,8 @@ class Filters:
         for name in ("date_from", "date_to"):
             day = periods.parse_day(values[name])
             values[name] = day.isoformat() if day else ""
+        if values["period"] == "all" and (values["date_from"] or values["date_to"]):
+            values["period"] = "custom"  # dates typed without choosing "custom dates"
         if values["channel"] not in (*CHANNELS, "none"):
             values["channel"] = ""
         if values["status"] not in STATUSES:

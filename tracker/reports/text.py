@@ -50,6 +50,17 @@ def visible(text):
     return str(cleaned)
 
 
+def short_url(url):
+    """A URL for a narrow column: visible() text without the scheme and a leading www."""
+    text = visible(url)
+    for prefix in ("https://", "http://"):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+            break
+    return text[4:] if text.startswith("www.") else text
+
+
 def init_app(app):
-    """Register `visible` as a Jinja filter of the app."""
+    """Register `visible` and `short_url` as Jinja filters of the app."""
+    app.add_template_filter(short_url, "short_url")
     app.add_template_filter(visible, "visible")
