@@ -250,6 +250,22 @@ def test_csv_neutralises_formulas_and_removes_invisible_characters(logged_in, us
     assert row["Channel"] == "Paid ads"
 
 
+def test_odd_json_sources_become_text(logged_in, user, factory):
+    box = factory.mailbox(user.account)
+    factory.email(box, subject="a", attribution="static", channel="martian",
+                  source={"utm_term": 5, "utm_content": None, "utm_campaign": ["x"],
+                          "landing_url": {"u": 1}, "referrer": True})
+    factory.email(box, subject="b", source=["not", "a", "dict"], utm_source=None)
+    _header, rows = read_csv(logged_in, "/emails.csv?q=subject:a")
+    [row] = rows
+    assert (row["utm_term"], row["utm_content"], row["utm_campaign"]) == ("5", "", "['x']")
+    assert row["Referrer"] == "True" and row["Channel"] == "martian"
+    _header, rows = read_csv(logged_in, "/emails.csv?q=subject:b")
+    assert rows[0]["utm_source"] == "" and rows[0]["Landing page"] == ""
+    _sheet, _header, rows = read_xlsx(logged_in, "/emails.xlsx")
+    assert len(rows) == 2
+
+
 def test_csv_of_an_empty_account_is_the_header_alone(logged_in):
     header, rows = read_csv(logged_in, "/emails.csv")
     assert header[1:] == HEADER[1:] and header[0] == "Received (UTC)"
@@ -417,3 +433,20 @@ def test_a_row_is_cleaned_as_each_cell_would_be():
     assert exports.clean(None) == ""
     assert exports.clean("  =1") == "'  =1"
     assert exports.clean("\u3164=1") == "'=1"  # a filler letter hid the formula
+
+
+@pytest.mark.parametrize("name", ["Europe/Berlin", "Australia/Lord_Howe", "America/St_Johns",
+                                  "Asia/Kathmandu", "Europe/Moscow", "UTC"])
+def test_local_times_are_right_across_daylight_saving_switches(name):
+    """The offset remembered per hour never leaks into an hour with a switch."""
+    from datetime import UTC
+
+    tz = zone(name)
+    as_text, as_datetime = exports._LocalTime(tz), exports._LocalTime(tz)
+    at = datetime(2027, 1, 1)
+    while at > datetime(2026, 1, 1):  # newest first, as exports read them
+        expected = at.replace(tzinfo=UTC).astimezone(tz).replace(tzinfo=None)
+        text = at.isoformat(" ", "microseconds")
+        assert as_text(at, text[:13]) == expected, at
+        assert as_datetime(at, at.replace(minute=0, second=0, microsecond=0)) == expected, at
+        at -= timedelta(minutes=7, seconds=13)
