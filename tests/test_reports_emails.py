@@ -118,6 +118,7 @@ def test_an_unknown_search_value_is_named_and_ignored(logged_in, seeded):
     "period=banana", "date_from=2026-13-45&period=custom", "site=abc", "site=-1",
     "mailbox=99999999999999999999999", "before=zzz", "after=1.1", "before=99999999999999999999.1",
     "channel=%3Cscript%3E", "q=" + "x" * 5000, "status=%00", "q=%22unclosed",
+    "period=custom&date_from=0001-01-01&date_to=9999-12-31", "date_to=9999-12-31",
 ])
 def test_bad_filter_values_never_fail(logged_in, seeded, query):
     assert logged_in.get(f"/emails?{query}").status_code == 200

@@ -33,11 +33,13 @@ def today(tz, now=None):
 
 
 def parse_day(text):
-    """A YYYY-MM-DD date, or None."""
+    """A YYYY-MM-DD date between 1970 and 2999, or None (the ends of the calendar cannot
+    be moved to UTC, and no email is from there)."""
     try:
-        return date.fromisoformat((text or "").strip()[:10])
+        day = date.fromisoformat((text or "").strip()[:10])
     except ValueError:
         return None
+    return day if 1970 <= day.year <= 2999 else None
 
 
 @dataclass(frozen=True)
