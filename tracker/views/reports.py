@@ -8,9 +8,13 @@ from flask_login import current_user, login_required
 
 from tracker.extensions import db
 from tracker.forms.rules import CHANNEL_LABELS, MODE_LABELS
-from tracker.models import Block, Credential, Email, Mailbox, Rule, Site, Visit
+from tracker.models import Credential, Email, Mailbox, Rule, Site, Visit
 from tracker.reports import emails as report
 from tracker.reports import periods
+from tracker.reports.dashboard import dashboard_context, setup_steps
+from tracker.reports.explain import explain
+from tracker.reports.exports import csv_response, xlsx_response
+from tracker.reports.visits import visit_detail
 from tracker.views.helpers import get_owned, owned, render
 
 bp = Blueprint("reports", __name__)
@@ -67,28 +71,14 @@ def emails():
                        after=request.args.get("after"))
     empty_account = not page.items and not filters.narrowed and not request.args.get("before") \
         and db.session.scalar(owned(Email).with_only_columns(Email.id).limit(1)) is None
+    choices = _choices()
+    setup = setup_steps(current_user.account, choices["sites"]) if empty_account else None
     return render("reports/emails.html", "results", filters=filters, page=page,
-                  invalid=invalid, empty_account=empty_account, setup=_setup_steps()
-                  if empty_account else None, **_choices())
-
-
-def _setup_steps():
-    """What an account without emails still has to set up, in order, with links."""
-    def has(model):
-        return db.session.scalar(owned(model).with_only_columns(model.id).limit(1)) is not None
-
-    return [
-        ("sites.new", has(Site)),
-        ("mailboxes.new", has(Mailbox)),
-        ("blocks.new", has(Block)),
-        ("rules.new", has(Rule)),
-    ]
+                  invalid=invalid, empty_account=empty_account, setup=setup, **choices)
 
 
 @bp.get("/emails/<int:email_id>")
 def email(email_id):
-    from tracker.reports.explain import explain
-
     row = get_owned(Email, email_id)
     why = explain(row)
     mailbox = db.session.get(Mailbox, row.mailbox_id)
@@ -98,32 +88,24 @@ def email(email_id):
 
 @bp.get("/visits/<int:visit_id>")
 def visit(visit_id):
-    from tracker.reports.visits import visit_detail
-
     row = get_owned(Visit, visit_id)
     return render("reports/visit.html", visit=row, **visit_detail(row))
 
 
 @bp.get("/emails.csv")
 def emails_csv():
-    from tracker.reports.exports import csv_response
-
     query, _invalid = report.filtered(current_user.account_id, _filters(), account_zone())
     return csv_response(query, account_zone())
 
 
 @bp.get("/emails.xlsx")
 def emails_xlsx():
-    from tracker.reports.exports import xlsx_response
-
     query, _invalid = report.filtered(current_user.account_id, _filters(), account_zone())
     return xlsx_response(query, account_zone())
 
 
 def dashboard():
     """The start page after sign-in (served at / by tracker.views.main)."""
-    from tracker.reports.dashboard import dashboard_context
-
     filters = _filters()
     if "period" not in request.args:
         filters = replace(filters, period="30d")
