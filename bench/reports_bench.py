@@ -185,6 +185,7 @@ def seed(app, db_path, emails, visits, analyze):
     from tests.factories import Factory
     from tracker.extensions import db
     from tracker.models import Email
+    from tracker.models.emails import search_text
 
     started = time.perf_counter()
     with app.app_context():
@@ -312,10 +313,10 @@ def seed(app, db_path, emails, visits, analyze):
             n, ids["account"], created, mailbox, "INBOX", 1, uids[mailbox],
             f"<{n}.{rnd.randrange(10**9)}@mail.example>", f"<{n}@mail.example>", stamp(at),
             stamp(at - timedelta(seconds=rnd.randrange(5, 120))), sender, name,
-            json.dumps([recipient]), json.dumps([["to", recipient]]), recipient, subject,
+            json.dumps([recipient]), json.dumps([["To", recipient]]), recipient, subject,
             rnd.randrange(2000, 80000), int(rnd.random() < 0.5), rule_id, visit_id, tracked,
             kind, json.dumps(source) if source is not None else None, channel, utm_source,
-            site_id))
+            site_id, search_text(subject, name, sender)))
         if len(rows) == 20000:
             _insert_emails(connection, rows)
             rows = []
@@ -350,8 +351,9 @@ def _insert_emails(connection, rows):
         "INSERT INTO email (id, account_id, created_at, mailbox_id, folder, uidvalidity, uid, "
         "message_id, fingerprint, internaldate, date_header, from_address, from_name, "
         "recipients, recipient_fields, recipient, subject, size, counted, rule_id, visit_id, "
-        "tracked_address, attribution, source, channel, utm_source, site_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "tracked_address, attribution, source, channel, utm_source, site_id, search_text) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?)",
         rows)
 
 

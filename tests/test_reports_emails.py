@@ -252,3 +252,11 @@ def test_dates_typed_without_choosing_custom_dates_still_narrow(logged_in, seede
     assert listed(logged_in, "/emails?date_from=2000-01-01&date_to=2000-01-02") == []
     assert listed(logged_in, "/emails?period=7d&date_from=2000-01-01") == list(
         reversed(seeded["ids"]))
+
+
+def test_search_text_is_case_folded_and_bounded():
+    from tracker.models.emails import SEARCH_TEXT_BYTES, search_text
+
+    assert search_text("Прайс-ЛИСТ", "Straße", "A@X.EXAMPLE") == "прайс-лист\nstrasse\na@x.example"
+    long = search_text("😀" * 400, "Имя", "a@x.example")
+    assert len(long.encode()) <= SEARCH_TEXT_BYTES and long == "😀" * (SEARCH_TEXT_BYTES // 4)

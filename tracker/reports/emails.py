@@ -170,10 +170,7 @@ def _by_mailbox(account_id):
 
 
 def _by_text(query, text):
-    like = like_pattern(text)
-    return query.where(or_(Email.subject.ilike(like, escape="\\"),
-                           Email.from_address.ilike(like, escape="\\"),
-                           Email.from_name.ilike(like, escape="\\")))
+    return query.where(Email.search_text.like(like_pattern(text.casefold()), escape="\\"))
 
 
 def search_filters(account_id):

@@ -26,10 +26,16 @@ def upgrade():
         batch_op.add_column(sa.Column('channel', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('utm_source', sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column('site_id', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('search_text', sa.String(length=600), server_default='',
+                                      nullable=False))
+        batch_op.drop_index('ix_email_mailbox_id_pair')
+        batch_op.create_index('ix_email_mailbox_id_pair',
+                              ['mailbox_id', 'from_address', 'recipient', 'internaldate'],
+                              unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_email_site_id_site'), 'site', ['site_id'],
                                     ['id'], ondelete='SET NULL')
-        batch_op.create_index('ix_email_account_time', ['account_id', 'internaldate', 'id'],
-                              unique=False)
+        batch_op.create_index('ix_email_account_time',
+                              ['account_id', 'internaldate', 'id', 'search_text'], unique=False)
         batch_op.create_index('ix_email_account_channel_time',
                               ['account_id', 'channel', 'internaldate'], unique=False)
         batch_op.create_index('ix_email_account_utm_source_time',
@@ -63,6 +69,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_pool_usage_account_id'), ['account_id'], unique=False)
 
     _backfill_report_columns()
+    _backfill_search_text()
 
 
 def _backfill_report_columns():
@@ -91,6 +98,30 @@ def _backfill_report_columns():
         )
 
 
+def _backfill_search_text():
+    """search_text of every stored email, as tracker.models.emails.search_text makes it
+    (written out here: a migration must not change when the app's code does)."""
+    connection = op.get_bind()
+    email = sa.table('email', sa.column('id', sa.Integer), sa.column('subject', sa.String),
+                     sa.column('from_name', sa.String), sa.column('from_address', sa.String),
+                     sa.column('search_text', sa.String))
+    last = 0
+    while True:
+        rows = connection.execute(
+            sa.select(email.c.id, email.c.subject, email.c.from_name, email.c.from_address)
+            .where(email.c.id > last).order_by(email.c.id).limit(5000)
+        ).all()
+        if not rows:
+            return
+        connection.execute(
+            email.update().where(email.c.id == sa.bindparam("eid"))
+            .values(search_text=sa.bindparam("t")),
+            [{"eid": row.id, "t": "\n".join(part or "" for part in row[1:]).casefold()
+              .encode()[:600].decode(errors="ignore")} for row in rows],
+        )
+        last = rows[-1].id
+
+
 def downgrade():
     with op.batch_alter_table('pool_usage', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_pool_usage_account_id'))
@@ -105,6 +136,10 @@ def downgrade():
         batch_op.drop_index('ix_email_account_channel_time')
         batch_op.drop_index('ix_email_account_time')
         batch_op.drop_constraint(batch_op.f('fk_email_site_id_site'), type_='foreignkey')
+        batch_op.drop_index('ix_email_mailbox_id_pair')
+        batch_op.create_index('ix_email_mailbox_id_pair',
+                              ['mailbox_id', 'from_address', 'recipient'], unique=False)
+        batch_op.drop_column('search_text')
         batch_op.drop_column('site_id')
         batch_op.drop_column('utm_source')
         batch_op.drop_column('channel')
