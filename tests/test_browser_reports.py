@@ -1,8 +1,10 @@
 """Hostile text from visits and mail, delivered for real and synced, renders as text in a browser."""
 
+import re
 import uuid
 from urllib.parse import quote
 
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from tests.test_api import hit
@@ -67,3 +69,43 @@ def test_hostile_text_renders_as_text_on_every_report_page(
     page.goto(f"{live_server.url}/visits/{visit.id}")
     assert "<script>window.__owned = 1" in page.locator("body").inner_text()
     assert dialogs == []
+
+
+def rows(page):
+    return page.locator("table.emails tbody tr td.subject")
+
+
+def test_filters_and_pages_work_with_and_without_javascript(browser, live_server, factory, user):
+    from datetime import timedelta
+
+    from tracker.models import utcnow
+
+    box = factory.mailbox(user.account)
+    start = utcnow() - timedelta(days=2)
+    for n in range(55):
+        factory.email(box, at=start + timedelta(minutes=n), subject=f"Paid {n:02d}",
+                      channel="paid", attribution="static", commit=False)
+    factory.email(box, at=start, subject="Organic one", channel="organic", attribution="static")
+    for javascript in (True, False):
+        context = browser.new_context(locale="en-US", java_script_enabled=javascript)
+        page = context.new_page()
+        try:
+            sign_in(page, live_server, user)
+            page.goto(f"{live_server.url}/emails")
+            page.get_by_label("Channel").select_option("organic")
+            if not javascript:
+                page.get_by_role("button", name="Search").click()
+            expect(page).to_have_url(re.compile(r"channel=organic"))
+            expect(rows(page)).to_have_text(["Organic one"])
+            page.get_by_label("Channel").select_option("paid")
+            if not javascript:
+                page.get_by_role("button", name="Search").click()
+            expect(rows(page).first).to_have_text("Paid 54")
+            expect(rows(page)).to_have_count(50)
+            page.get_by_role("link", name="Older →").click()
+            expect(page).to_have_url(re.compile(r"channel=paid.*before=|before=.*channel=paid"))
+            expect(rows(page)).to_have_text([f"Paid {n:02d}" for n in range(4, -1, -1)])
+            page.reload()  # the whole state is in the URL
+            expect(rows(page)).to_have_count(5)
+        finally:
+            context.close()
