@@ -55,3 +55,55 @@ def test_an_expired_lease_is_free_again(redis):
 def test_rules_are_independent(redis):
     assert lease(redis, 1, "v1", [10], now_ms=0, ttl_ms=1000).pool_address_id == 10
     assert lease(redis, 2, "v2", [10], now_ms=0, ttl_ms=1000).pool_address_id == 10
+
+
+def test_the_address_idle_longest_is_leased_next(redis):
+    pool = [10, 11, 12]
+    # Three visits take the three addresses; their leases end at different times.
+    assert lease(redis, 1, "v1", pool, now_ms=0, ttl_ms=3000).pool_address_id == 10
+    assert lease(redis, 1, "v2", pool, now_ms=0, ttl_ms=1000).pool_address_id == 11
+    assert lease(redis, 1, "v3", pool, now_ms=0, ttl_ms=2000).pool_address_id == 12
+    # At 5000 all are free: 11 ended first (1000), then 12 (2000), then 10 (3000).
+    order = [lease(redis, 1, f"w{n}", pool, now_ms=5000, ttl_ms=1000).pool_address_id
+             for n in range(3)]
+    assert order == [11, 12, 10]
+
+
+def test_never_leased_addresses_come_first_in_pool_order(redis):
+    assert lease(redis, 1, "v1", [10], now_ms=0, ttl_ms=1000).pool_address_id == 10
+    # 10 is free again but was used; 11 and 12 never were.
+    got = [lease(redis, 1, f"w{n}", [10, 12, 11], now_ms=2000, ttl_ms=1000).pool_address_id
+           for n in range(3)]
+    assert got == [12, 11, 10]
+
+
+def test_a_visit_gets_back_its_own_ended_lease_when_nobody_took_it(redis):
+    assert lease(redis, 1, "v1", [10, 11], now_ms=0, ttl_ms=1000).pool_address_id == 10
+    assert lease(redis, 1, "v2", [10, 11], now_ms=0, ttl_ms=500).pool_address_id == 11
+    # Both ended; 11 has been idle longer, but v1 comes back to its own address.
+    back = lease(redis, 1, "v1", [10, 11], now_ms=2000, ttl_ms=1000)
+    assert (back.pool_address_id, back.new) == (10, True)
+    assert lease(redis, 1, "v3", [10, 11], now_ms=2000, ttl_ms=1000).pool_address_id == 11
+
+
+def test_a_renewed_lease_is_released_when_it_really_ends(redis):
+    pool = [10, 11]
+    lease(redis, 1, "v1", pool, now_ms=0, ttl_ms=1000)            # 10 until 1000
+    lease(redis, 1, "v2", pool, now_ms=0, ttl_ms=1000)            # 11 until 1000
+    lease(redis, 1, "v1", pool, now_ms=900, ttl_ms=1000)          # 10 renewed until 1900
+    # At 3000 both are free: 11 (ended 1000) has been idle longer than 10 (ended 1900).
+    assert lease(redis, 1, "w", pool, now_ms=3000, ttl_ms=1000).pool_address_id == 11
+    assert usage(redis, 1, now_ms=3000) == {"live": 1, "peak": 2, "exhausted": 0}
+
+
+def test_idle_longest_through_the_page_view_script(redis):
+    """The page-view scripts of tracker.visitstate use the same function, in one round trip."""
+    from tracker import visitstate
+
+    item = {"r": 5, "k": "pool", "p": [[10, "p10@x"], [11, "p11@x"]], "l": 1000, "f": None}
+    for n, ttl in ((1, 1000), (2, 500)):
+        addresses, _ = visitstate.give(redis, 1, f"visit-{n}", 0, [dict(item, l=ttl)],
+                                       row={"n": n}, facts={})
+    assert [a for a in addresses.values()] == ["p11@x"]
+    addresses, _ = visitstate.give(redis, 1, "visit-3", 5000, [item], row={"n": 3}, facts={})
+    assert addresses == {5: "p11@x"}  # ended at 500, before p10 (1000)

@@ -11,10 +11,24 @@ whatever the database or the number of web processes. The page-view scripts in
 from dataclasses import dataclass
 
 # lease(live, holders, stats, now, expires, holder, ids) -> id or false, 1 when new.
-# The visit's own live lease first, else the first free id in the given order.
+# The visit's own live lease first; else, among the free ids, its own lease that
+# ended and went to nobody since; else the one free for longest: ids never leased
+# first (in the given order), then by the time their last lease ended (ties in the
+# given order). So a re-lease, which makes later emails to the address ambiguous,
+# comes as late as the pool allows. When an expired lease is dropped from the live
+# set, its expiry is kept in the stats hash as 'x:<id>' (the id's last release).
 LEASE_FUNCTION = """
 local function lease(live, holders, stats, now, expires, holder, ids)
-  redis.call('ZREMRANGEBYSCORE', live, '-inf', now)
+  local ended = redis.call('ZRANGEBYSCORE', live, '-inf', now, 'WITHSCORES')
+  if #ended > 0 then
+    local released = {}
+    for i = 1, #ended, 2 do
+      released[#released + 1] = 'x:' .. ended[i]
+      released[#released + 1] = ended[i + 1]
+    end
+    redis.call('HSET', stats, unpack(released))
+    redis.call('ZREMRANGEBYSCORE', live, '-inf', now)
+  end
   local got, fresh = false, 0
   for _, id in ipairs(ids) do
     if redis.call('ZSCORE', live, id) and redis.call('HGET', holders, id) == holder then
@@ -23,12 +37,30 @@ local function lease(live, holders, stats, now, expires, holder, ids)
     end
   end
   if not got then
+    local best, best_at, free = false, false, {}
     for _, id in ipairs(ids) do
       if not redis.call('ZSCORE', live, id) then
-        got, fresh = id, 1
-        redis.call('HSET', holders, id, holder)
-        break
+        free[#free + 1] = id
+        if redis.call('HGET', holders, id) == holder then
+          best = id
+          break
+        end
       end
+    end
+    if not best then
+      for _, id in ipairs(free) do
+        local at = redis.call('HGET', stats, 'x:' .. id)
+        if not at then
+          best = id
+          break
+        end
+        at = tonumber(at)
+        if not best_at or at < best_at then best, best_at = id, at end
+      end
+    end
+    if best then
+      got, fresh = best, 1
+      redis.call('HSET', holders, got, holder)
     end
   end
   if not got then
@@ -68,7 +100,7 @@ def keys(rule_id):
 
 
 def lease(redis, rule_id, holder, pool_address_ids, now_ms, ttl_ms):
-    """Take (or renew) a pool address for a holder; first free address in the given order."""
+    """Take (or renew) a pool address for a holder: its own, else the one idle longest."""
     script = redis.register_script(_LEASE)
     got, fresh, live = script(
         keys=keys(rule_id),
