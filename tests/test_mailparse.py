@@ -190,3 +190,59 @@ def test_simple_addresses_read_as_getaddresses_reads_them(name, local, domain, b
     [slow] = getaddresses([text])
     if fast is not None and slow != ("", ""):
         assert (" ".join(fast[0].split()), fast[1]) == (" ".join(slow[0].split()), slow[1])
+
+
+@pytest.mark.parametrize(
+    ("header", "address", "name"),
+    [
+        ("MAILER DAEMON <>", None, "MAILER DAEMON"),
+        ('"Mail Delivery System" <>', None, "Mail Delivery System"),
+        ("=?utf-8?b?0JjQstCw0L0=?= <>", None, "Иван"),
+        ("Ivan <not-an-address>", None, "Ivan"),
+        ("MAILER-DAEMON", None, "MAILER-DAEMON"),
+        ("<>", None, ""),
+        ("<b>Ivan</b> <ivan@example.org>", "ivan@example.org", "<b>Ivan</b>"),
+        ("Ivan <script> <Ivan@Example.org>", "ivan@example.org", "Ivan <script>"),
+        ('<i>"Shop"</i> <shop@example.org>  ', "shop@example.org", '<i>"Shop"</i>'),
+        ("Ivan Petrov <ivan@example.org>", "ivan@example.org", "Ivan Petrov"),
+        ("a@example.org, b@example.org", "a@example.org", ""),
+    ],
+)
+def test_from_name_and_address_survive_odd_senders(header, address, name):
+    parsed = parse_headers(h(f"From: {header}\n\n"))
+    assert (parsed.from_address, parsed.from_name) == (address, name)
+
+
+def test_c1_controls_and_nul_never_stored_but_invisible_characters_are_kept():
+    parsed = parse_headers(h(
+        "From: =?utf-8?q?Iv=C2=85an=C2=9B=00?= <i@x.example>\n"
+        "Subject: =?utf-8?q?Pay=E2=80=AEfdp.exe=C2=80=C2=9F=00?=\n\n"
+    ))
+    # C1 controls and NUL are gone (NEL unfolds into a space) ...
+    assert parsed.from_name == "Iv an"
+    # ... while the bidi override stays in the stored value: pages show it through `visible`.
+    assert parsed.subject == "Pay\u202efdp.exe"
+    for text in (parsed.from_name, parsed.subject):
+        assert not any(c == "\x00" or "\x80" <= c <= "\x9f" for c in text)
+
+
+def test_nul_byte_does_not_turn_utf8_into_cp1251_letters():
+    # "Заказ" in UTF-8 with a NUL inside the first letter's two bytes.
+    raw = "Заказ".encode()
+    broken = raw[:1] + b"\x00" + raw[1:]
+    parsed = parse_headers(b"Subject: " + broken + b"\r\nFrom: " + broken + b" <a@x.example>\r\n\r\n")
+    assert parsed.subject == "Заказ"
+    assert parsed.from_name == "Заказ"
+    assert decode_words(b"\xd0\x00\x97\x01\x02") == "З"
+    # Real Windows-1251 text with a control byte still reads as Windows-1251.
+    assert decode_words("Заказ".encode("cp1251") + b"\x00") == "Заказ"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_no_stored_text_has_nul_or_c1_controls(value):
+    parsed = parse_headers(b"From: " + value + b"\r\nSubject: " + value + b"\r\n"
+                           b"Message-ID: " + value + b"\r\n\r\n")
+    for text in (parsed.from_name, parsed.subject, parsed.message_id or "",
+                 parsed.from_address or "", *parsed.recipients):
+        assert not any(c == "\x00" or "\x80" <= c <= "\x9f" for c in text), text

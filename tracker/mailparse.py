@@ -25,8 +25,14 @@ MAX_RECIPIENTS = 100
 MAX_HEADER = 64 * 1024
 
 # No control characters: NUL in particular cannot be stored on PostgreSQL.
-_MESSAGE_ID = re.compile(r"<([^<>\s\x00-\x1f\x7f]{1,998})>")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_MESSAGE_ID = re.compile(r"<([^<>\s\x00-\x1f\x7f-\x9f]{1,998})>")
+# C0 and C1 control characters (tabs and line breaks are unfolded into spaces instead).
+# Invisible and bidi characters (Cf) are kept as received: pages show names and
+# subjects through the `visible` filter, and exports clean their cells.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f]")
+# C0 control bytes, dropped from undeclared 8-bit text before guessing its charset:
+# a NUL inside a UTF-8 sequence must not turn the rest into Windows-1251 letters.
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass
@@ -50,15 +56,23 @@ class ParsedHeaders:
 
 
 def _bytes_to_text(raw, charset=None):
-    """Decode header bytes by the declared charset, then UTF-8, then Windows-1251."""
-    for candidate in (charset, "utf-8", "cp1251"):
-        if not candidate:
-            continue
+    """Decode header bytes by the declared charset, then UTF-8, then Windows-1251.
+
+    Control bytes are dropped before the guessing: they are never text, and left in
+    place they make valid UTF-8 (`\\xd0\\x00\\x97`) look like Windows-1251 letters.
+    """
+    if charset:
+        try:
+            return raw.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            pass
+    raw = _CONTROL_BYTES.sub(b"", raw)
+    for candidate in ("utf-8", "cp1251"):
         try:
             return raw.decode(candidate)
-        except (LookupError, UnicodeDecodeError):
+        except UnicodeDecodeError:
             continue
-    return raw.decode("latin-1")
+    return raw.decode("cp1251", "replace")
 
 
 def _raw_text(value):
@@ -111,7 +125,7 @@ def decode_words(value):
 
 
 def _clean(text):
-    """Unfold, drop control characters, collapse whitespace."""
+    """Unfold, drop C0 and C1 control characters, collapse whitespace."""
     return " ".join(_CONTROL.sub("", text.replace("\r", " ").replace("\n", " ")).split())
 
 
@@ -174,6 +188,53 @@ def _address_pairs(texts):
     return pairs
 
 
+# The last `<addr>` of a From value, with nothing but spaces after it.
+_LAST_ADDR = re.compile(rf"<\s*({_ADDR})\s*>\s*\Z")
+
+
+def _sender_pair(text):
+    """(name, address) of a From value; the address may be "" when there is no usable one.
+
+    Markup in an unquoted name (`<b>Ivan</b> <ivan@x>`, `Ivan <script> <ivan@x>`) splits
+    it into junk addresses for getaddresses: then the last `<addr>` group is the address
+    and the rest is the name. With no usable address at all (`MAILER DAEMON <>`), the
+    name is kept.
+    """
+    simple = simple_address(text)
+    if simple is not None:
+        return simple
+    try:
+        pairs = getaddresses([text])
+    except (ValueError, IndexError, TypeError):
+        pairs = []
+    usable = [(n, a) for n, a in pairs if canonical_address(decode_words(a))]
+    if usable and len(usable) == len(pairs):
+        return usable[0]
+    last = _LAST_ADDR.search(text)
+    if last:
+        name = text[:last.start()].strip()
+        if len(name) > 1 and name[0] == name[-1] == '"':
+            name = name[1:-1]
+        return name, last.group(1)
+    if usable:
+        return usable[0]
+    for name, addr in pairs:
+        if name.strip() or (addr.strip() and "@" not in addr):
+            return name.strip() or addr.strip(), ""
+    return "", ""
+
+
+def _sender(values):
+    """(canonical address or None, decoded name) of the first From value."""
+    for value in values:
+        name, addr = _sender_pair(_raw_text(value))
+        address = canonical_address(decode_words(addr)) if addr else None
+        name = decode_words(name)[:MAX_NAME]
+        if address or name:
+            return address, name
+    return None, ""
+
+
 def _addresses(values):
     """(canonical address, decoded name) pairs from address header values."""
     pairs = _address_pairs([_raw_text(v) for v in values])
@@ -203,9 +264,7 @@ def parse_headers(raw):
 
     headers.message_id = _message_id(values("Message-ID"))
     headers.date = _parse_date(first("Date"))
-    senders = _addresses(values("From"))
-    if senders:
-        headers.from_address, headers.from_name = senders[0]
+    headers.from_address, headers.from_name = _sender(values("From"))
     headers.subject = decode_words(first("Subject"))[:MAX_SUBJECT]
     seen, by_field = [], []
     for name in RECIPIENT_FIELDS:
