@@ -126,3 +126,146 @@ def test_a_rule_on_two_sites_names_no_site(shop, factory):
     other = factory.block(account, sites=[factory.site(account)])
     factory.rule(account, blocks=[block, other], address="ads@shop.example")
     assert attribute(account.id, ["ads@shop.example"], T0).site_id is None
+
+
+def test_an_email_after_the_lease_ended_is_marked_uncertain(shop, factory):
+    account, site, block = shop
+    rule = factory.rule(account, blocks=[block], mode="pool", pool=["p1@shop.example"])
+    first = visit(account, site, 5)
+    assign(account, site, first, rule, "p1@shop.example", "pool", at=T0,
+           expires=T0 + timedelta(minutes=30))
+    held = attribute(account.id, ["p1@shop.example"], T0 + timedelta(minutes=10))
+    assert (held.visit_id, held.uncertain) == (first.id, None)
+    late = attribute(account.id, ["p1@shop.example"], T0 + timedelta(hours=2))
+    assert (late.visit_id, late.uncertain) == (first.id, "lease_ended")
+    nobody = attribute(account.id, ["p1@shop.example"], T0 + timedelta(days=30))
+    assert (nobody.rule_id, nobody.visit_id, nobody.uncertain) == (rule.id, None, None)
+
+
+def test_attribute_emails_stores_the_uncertain_mark(shop, factory):
+    from tracker.attribution import attribute_emails
+
+    account, site, block = shop
+    rule = factory.rule(account, blocks=[block], mode="pool", pool=["p1@shop.example"])
+    first = visit(account, site, 6)
+    assign(account, site, first, rule, "p1@shop.example", "pool", at=T0,
+           expires=T0 + timedelta(minutes=30))
+    mailbox = factory.mailbox(account)
+    held = factory.email(mailbox, at=T0 + timedelta(minutes=5), recipient="p1@shop.example")
+    late = factory.email(mailbox, at=T0 + timedelta(hours=3), recipient="p1@shop.example")
+    attribute_emails([held.id, late.id])
+    db.session.commit()
+    db.session.refresh(held)
+    db.session.refresh(late)
+    assert (held.visit_id, held.uncertain) == (first.id, None)
+    assert (late.visit_id, late.attribution, late.uncertain) == (first.id, "pool", "lease_ended")
+
+
+def test_pool_address_beats_a_static_delivered_to_that_is_the_mailbox_s_own(shop, factory):
+    """info@ is the mailbox's login and a static rule's address; its aliases land in it."""
+    from tracker.attribution import on_emails_stored
+
+    account, site, block = shop
+    static = factory.rule(account, blocks=[block], address="info@shop.example")
+    pool = factory.rule(account, blocks=[block], mode="pool", pool=["p1@shop.example"])
+    v = visit(account, site, 7, utm_source="google", channel="paid")
+    assign(account, site, v, pool, "p1@shop.example", "pool", at=T0,
+           expires=T0 + timedelta(hours=1))
+    at = T0 + timedelta(minutes=5)
+    # Delivered-To first, as the sync stores them.
+    recipients = ["info@shop.example", "p1@shop.example"]
+    result = attribute(account.id, recipients, at, own_address="INFO@shop.example")
+    assert (result.rule_id, result.visit_id, result.kind) == (pool.id, v.id, "pool")
+    # Even without being told the mailbox's address: the pool address identifies a visit.
+    assert attribute(account.id, recipients, at).visit_id == v.id
+    # Through the sync's path: the mailbox's login is its own address.
+    mailbox = factory.mailbox(account, credential=factory.credential(account,
+                                                                     login="info@shop.example"))
+    email = factory.email(mailbox, at=at, recipient="info@shop.example")
+    email.recipients = recipients
+    alone = factory.email(mailbox, at=at, recipient="info@shop.example")
+    db.session.commit()
+    on_emails_stored(None, mailbox, [email.id, alone.id])
+    db.session.commit()
+    db.session.refresh(email)
+    db.session.refresh(alone)
+    assert (email.visit_id, email.rule_id) == (v.id, pool.id)
+    # The mailbox's own address alone still counts: the static rule.
+    assert (alone.rule_id, alone.attribution) == (static.id, "static")
+
+
+def test_the_mailbox_s_own_address_counts_only_when_nothing_else_is_tracked(shop, factory):
+    account, _site, block = shop
+    own = factory.rule(account, blocks=[block], address="info@shop.example")
+    ads = factory.rule(account, blocks=[block], address="ads@shop.example")
+    fallback = factory.rule(account, blocks=[block], mode="pool", pool=["p2@shop.example"],
+                            fallback_address="fb@shop.example")
+    # Not told the mailbox's address: the static tier beats the fallback tier.
+    assert attribute(account.id, ["fb@shop.example", "info@shop.example"], T0).rule_id == own.id
+    # info@ is the mailbox's own: the fallback address decides.
+    result = attribute(account.id, ["info@shop.example", "fb@shop.example"], T0,
+                       own_address="info@shop.example")
+    assert (result.rule_id, result.kind) == (fallback.id, "fallback")
+    assert attribute(account.id, ["info@shop.example", "ads@shop.example"], T0,
+                     own_address="info@shop.example").rule_id == ads.id
+    assert attribute(account.id, ["info@shop.example", "boss@shop.example"], T0,
+                     own_address="info@shop.example").rule_id == own.id
+
+
+def test_the_best_evidence_wins_whatever_the_header_order(shop, factory):
+    account, site, block = shop
+    static = factory.rule(account, blocks=[block], address="ads@shop.example")
+    sub = factory.rule(account, blocks=[block], mode="subaddress", base_address="info@shop.example")
+    pool = factory.rule(account, blocks=[block], mode="pool", pool=["p3@shop.example"],
+                        fallback_address="fb@shop.example")
+    v, w = visit(account, site, 8), visit(account, site, 9)
+    assign(account, site, v, sub, "info+tok1234567@shop.example", "subaddress", token="tok1234567")
+    assign(account, site, w, pool, "p3@shop.example", "pool", at=T0,
+           expires=T0 + timedelta(hours=1))
+    token, pooled = "info+tok1234567@shop.example", "p3@shop.example"
+    unknown = "info+nosuchtoken@shop.example"
+    for recipients in ([token, pooled, "ads@shop.example"], ["ads@shop.example", pooled, token],
+                       [pooled, "fb@shop.example", token]):
+        assert attribute(account.id, recipients, T0).visit_id == v.id
+    for recipients in (["ads@shop.example", pooled], [unknown, "fb@shop.example", pooled]):
+        assert attribute(account.id, recipients, T0).visit_id == w.id
+    assert attribute(account.id, ["fb@shop.example", "ads@shop.example"], T0).rule_id == static.id
+    assert attribute(account.id, [unknown, "fb@shop.example"], T0).kind == "fallback"
+    result = attribute(account.id, ["boss@shop.example", unknown], T0)
+    assert (result.rule_id, result.visit_id) == (sub.id, None)
+
+
+def test_cc_order_does_not_matter(shop, factory):
+    account, site, block = shop
+    factory.rule(account, blocks=[block], address="ads@shop.example")
+    pool = factory.rule(account, blocks=[block], mode="pool", pool=["p4@shop.example"])
+    v = visit(account, site, 10)
+    assign(account, site, v, pool, "p4@shop.example", "pool", at=T0,
+           expires=T0 + timedelta(hours=1))
+    one = attribute(account.id, ["info@shop.example", "ads@shop.example", "p4@shop.example"], T0)
+    other = attribute(account.id, ["info@shop.example", "p4@shop.example", "ads@shop.example"], T0)
+    assert one == other and one.visit_id == v.id
+
+
+def test_within_a_tier_header_order_decides(shop, factory):
+    account, _site, block = shop
+    first = factory.rule(account, blocks=[block], address="a@shop.example")
+    second = factory.rule(account, blocks=[block], address="b@shop.example")
+    assert attribute(account.id, ["a@shop.example", "b@shop.example"], T0).rule_id == first.id
+    assert attribute(account.id, ["b@shop.example", "a@shop.example"], T0).rule_id == second.id
+
+
+def test_an_address_of_two_rules_belongs_to_the_first_active_one_by_priority(shop, factory):
+    account, _site, block = shop
+    pool = factory.rule(account, blocks=[block], mode="pool", pool=["p5@shop.example"],
+                        fallback_address="info@shop.example", priority=1)
+    static = factory.rule(account, blocks=[block], address="info@shop.example", priority=2)
+    result = attribute(account.id, ["info@shop.example"], T0)
+    assert (result.rule_id, result.kind) == (pool.id, "fallback")
+    pool.active = False
+    db.session.commit()
+    result = attribute(account.id, ["info@shop.example"], T0)
+    assert (result.rule_id, result.kind) == (static.id, "static")
+    static.active = False
+    db.session.commit()
+    assert attribute(account.id, ["info@shop.example"], T0).rule_id == pool.id

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, or_, select, update
 from tracker.addresses import canonical_address
 from tracker.channels import derive_channel
 from tracker.extensions import db
-from tracker.models import Assignment, Email, PoolAddress, Rule, Visit
+from tracker.models import Assignment, Credential, Email, Mailbox, PoolAddress, Rule, Visit
 from tracker.models.visits import UTM_FIELDS
 
 # A pool address no longer leased still points at its last holder for this long.
@@ -26,6 +26,9 @@ class Attribution:
     kind: str | None = None  # static, subaddress, catchall, pool, fallback
     source: dict = field(default_factory=dict)
     site_id: int | None = None  # the visit's site, or the one site a rule without a visit serves
+    # Why the visit is a guess, or None when the evidence matches: "lease_ended" (the
+    # pool address had been leased to this visit, but the lease had ended).
+    uncertain: str | None = None
 
     @property
     def tracked(self):
@@ -45,6 +48,7 @@ class Lookup:
         self.account_id = account_id
         addresses = sorted({a for a in addresses if a})
         self.tokens, self.pools, self.static = {}, {}, {}
+        owners, rules = {}, {}
         for start in range(0, len(addresses), 500):
             chunk = addresses[start:start + 500]
             for assignment in db.session.scalars(
@@ -54,19 +58,34 @@ class Lookup:
                 .order_by(Assignment.id)
             ):
                 self.tokens.setdefault(assignment.address, assignment)
-            self.pools.update(db.session.execute(
-                select(PoolAddress.address, PoolAddress.rule_id).where(
-                    PoolAddress.account_id == account_id, PoolAddress.address.in_(chunk))
-            ).all())
+            for address, rule_id, active, priority in db.session.execute(
+                select(PoolAddress.address, Rule.id, Rule.active, Rule.priority)
+                .join(Rule, Rule.id == PoolAddress.rule_id)
+                .where(PoolAddress.account_id == account_id, PoolAddress.address.in_(chunk))
+            ):
+                owners.setdefault(address, []).append(((not active, priority, rule_id), "pool",
+                                                       rule_id))
             for rule in db.session.scalars(
                 select(Rule).where(Rule.account_id == account_id,
                                    or_(Rule.static_address.in_(chunk),
                                        Rule.fallback_address.in_(chunk)))
-                .order_by(Rule.priority, Rule.id)
             ):
-                for address in (rule.static_address, rule.fallback_address):
-                    if address in chunk:
-                        self.static.setdefault(address, rule)
+                rules[rule.id] = rule
+                order = (not rule.active, rule.priority, rule.id)
+                if rule.static_address in chunk:
+                    owners.setdefault(rule.static_address, []).append((order, "static", rule.id))
+                if rule.fallback_address in chunk and rule.fallback_address != rule.static_address:
+                    owners.setdefault(rule.fallback_address, []).append(
+                        (order, "fallback", rule.id))
+        # An address several rules use belongs to one of them, as the rule form's
+        # warning says (tracker.rules.shared_addresses): the first active rule in
+        # priority order, else the first inactive one.
+        for address, candidates in owners.items():
+            _order, kind, rule_id = min(candidates)
+            if kind == "pool":
+                self.pools[address] = rule_id
+            else:
+                self.static[address] = (rules[rule_id], kind)
         # Rules ordered as rules are; in Python, the first that makes the address its own.
         self.dynamic = db.session.scalars(
             select(Rule).where(Rule.account_id == account_id,
@@ -76,7 +95,11 @@ class Lookup:
         ).all()
 
     def pool_holder(self, address, at, window):
-        """The visit that held a pool address at `at`, else the last one before, within window."""
+        """(assignment, uncertain) of the visit that held a pool address at `at`.
+
+        When no lease covers `at`: the last holder before it, within window, with
+        uncertain "lease_ended"; (None, None) when nobody held it then.
+        """
         account_id = self.account_id
         holding = db.session.scalar(
             select(Assignment).where(
@@ -88,8 +111,8 @@ class Lookup:
             ).order_by(Assignment.assigned_at.desc()).limit(1)
         )
         if holding is not None:
-            return holding
-        return db.session.scalar(
+            return holding, None
+        last = db.session.scalar(
             select(Assignment).where(
                 Assignment.account_id == account_id,
                 Assignment.address == address,
@@ -98,6 +121,7 @@ class Lookup:
                 Assignment.assigned_at >= at - window,
             ).order_by(Assignment.assigned_at.desc()).limit(1)
         )
+        return (last, "lease_ended") if last is not None else (None, None)
 
     def dynamic_rule(self, address):
         """The sub-address rule of local+tag@domain, or the catch-all rule of the domain."""
@@ -112,12 +136,12 @@ class Lookup:
         return None
 
 
-def _from_assignment(assignment, address):
+def _from_assignment(assignment, address, uncertain=None):
     visit = db.session.get(Visit, assignment.visit_id)
     return Attribution(
         address=address, rule_id=assignment.rule_id, visit_id=assignment.visit_id,
         kind=assignment.kind, source=visit.source() if visit else {},
-        site_id=visit.site_id if visit else assignment.site_id,
+        site_id=visit.site_id if visit else assignment.site_id, uncertain=uncertain,
     )
 
 
@@ -162,45 +186,79 @@ def _from_rule(rule, address, kind):
                        site_id=_rule_site(rule))
 
 
-def attribute(account_id, recipients, at, window=ATTRIBUTION_WINDOW, lookup=None):
+def attribute(account_id, recipients, at, window=ATTRIBUTION_WINDOW, lookup=None,
+              own_address=None):
     """Attribute an email sent at `at` (naive UTC) to its recipients' rule and visit.
 
-    Each recipient is tried in header order: a dynamic token, then a pool address,
-    then a static (or fallback) address; the first tracked one decides. An email to
-    no tracked address is "not tracked" (an empty Attribution). `lookup`: a Lookup
-    covering these recipients (attribute_emails shares one per batch).
+    The recipient that identifies a visit best decides, whatever the header order:
+    a token with a known assignment (sub-address, catch-all), then a pool address,
+    then a static address, then a fallback address, then a token-shaped address
+    without a known visit. Within a tier, header order. `own_address`, the mailbox's
+    own address (its login), counts only when no other recipient is tracked: a
+    mailbox whose address is also a rule's static or fallback address receives
+    its aliases' mail too. An email to no tracked address is "not tracked" (an
+    empty Attribution). `lookup`: a Lookup covering these recipients
+    (attribute_emails shares one per batch).
     """
     addresses = _canonical(recipients)
     if lookup is None:
         lookup = Lookup(account_id, addresses)
-    return _attribute(addresses, at, window, lookup)
+    return _attribute(addresses, at, window, lookup, canonical_address(own_address or ""))
 
 
 def _canonical(recipients):
     return [a for a in map(canonical_address, recipients or ()) if a]
 
 
-def _attribute(addresses, at, window, lookup):
+# Tiers of evidence, best first.
+_TOKEN, _POOL, _STATIC, _FALLBACK, _UNKNOWN_TOKEN = range(5)
+
+
+def _tier(address, lookup):
+    """(tier, what) for a tracked address, or None: what the tier's attribution needs."""
+    assignment = lookup.tokens.get(address)
+    if assignment is not None:
+        return _TOKEN, assignment
+    if address in lookup.pools:
+        return _POOL, lookup.pools[address]
+    owner = lookup.static.get(address)
+    if owner is not None:
+        rule, kind = owner
+        return (_STATIC if kind == "static" else _FALLBACK), rule
+    rule = lookup.dynamic_rule(address)
+    if rule is not None:
+        return _UNKNOWN_TOKEN, rule
+    return None
+
+
+def _attribute(addresses, at, window, lookup, own_address=None):
     """attribute() for recipients already in canonical form."""
-    for address in addresses:
-        assignment = lookup.tokens.get(address)
-        if assignment is not None:
-            return _from_assignment(assignment, address)
-        if address in lookup.pools:
-            holder = lookup.pool_holder(address, at, window)
-            if holder is not None:
-                return _from_assignment(holder, address)
-            rule = db.session.get(Rule, lookup.pools[address])
-            return _from_rule(rule, address, "pool")
-        rule = lookup.static.get(address)
-        if rule is not None:
-            return _from_rule(rule, address,
-                              "static" if rule.static_address == address else "fallback")
-        rule = lookup.dynamic_rule(address)
-        if rule is not None:
-            # A token we never issued (or a typo): the rule is known, the visit is not.
-            return _from_rule(rule, address, rule.dynamic_mode)
-    return Attribution()
+    best = None
+    own = None
+    for position, address in enumerate(dict.fromkeys(addresses)):
+        found = _tier(address, lookup)
+        if found is None:
+            continue
+        candidate = (found[0], position, address, found[1])
+        if own_address and address == own_address:
+            own = candidate
+        elif best is None or candidate[:2] < best[:2]:
+            best = candidate
+    best = best or own
+    if best is None:
+        return Attribution()
+    tier, _position, address, what = best
+    if tier == _TOKEN:
+        return _from_assignment(what, address)
+    if tier == _POOL:
+        holder, uncertain = lookup.pool_holder(address, at, window)
+        if holder is not None:
+            return _from_assignment(holder, address, uncertain)
+        return _from_rule(db.session.get(Rule, what), address, "pool")
+    if tier in (_STATIC, _FALLBACK):
+        return _from_rule(what, address, "static" if tier == _STATIC else "fallback")
+    # A token we never issued (or a typo): the rule is known, the visit is not.
+    return _from_rule(what, address, what.dynamic_mode)
 
 
 _EMAILS = Email.__table__
@@ -208,18 +266,31 @@ _SET_ATTRIBUTION = update(_EMAILS).where(_EMAILS.c.id == bindparam("email_id")).
     rule_id=bindparam("rule_id"), visit_id=bindparam("visit_id"),
     tracked_address=bindparam("tracked_address"), attribution=bindparam("kind"),
     source=bindparam("source"), channel=bindparam("channel"), utm_source=bindparam("utm_source"),
-    site_id=bindparam("site_id"))
+    site_id=bindparam("site_id"), uncertain=bindparam("uncertain"))
 
 
-def attribute_emails(email_ids):
+def attribute_emails(email_ids, mailbox_address=None):
     """Attribute freshly stored emails (called inside the sync's batch transaction).
 
-    Only emails to a tracked address are updated: the others keep their empty fields.
+    mailbox_address: the own address of the mailbox the emails are in (its login),
+    which decides only when no other recipient is tracked; looked up per mailbox
+    when None. Only emails to a tracked address are updated: the others keep their
+    empty fields.
     """
     rows = db.session.execute(
-        select(_EMAILS.c.id, _EMAILS.c.account_id, _EMAILS.c.recipients, _EMAILS.c.internaldate)
+        select(_EMAILS.c.id, _EMAILS.c.account_id, _EMAILS.c.mailbox_id, _EMAILS.c.recipients,
+               _EMAILS.c.internaldate)
         .where(_EMAILS.c.id.in_(email_ids))
     ).all()
+    if mailbox_address is None:
+        own = dict(db.session.execute(
+            select(Mailbox.id, Credential.login)
+            .join(Credential, Credential.id == Mailbox.credential_id)
+            .where(Mailbox.id.in_({row.mailbox_id for row in rows}))
+        ).all())
+    else:
+        own = {row.mailbox_id: mailbox_address for row in rows}
+    own = {mailbox_id: canonical_address(login or "") for mailbox_id, login in own.items()}
     by_account = {}
     for row in rows:
         by_account.setdefault(row.account_id, []).append(row)
@@ -229,7 +300,7 @@ def attribute_emails(email_ids):
         lookup = Lookup(account_id, chain.from_iterable(recipients.values()))
         for email in emails:
             result = _attribute(recipients[email.id], email.internaldate, ATTRIBUTION_WINDOW,
-                                lookup)
+                                lookup, own.get(email.mailbox_id))
             if result.address is not None:
                 updates.append({"email_id": email.id, "rule_id": result.rule_id,
                                 "visit_id": result.visit_id, "tracked_address": result.address,
@@ -237,11 +308,12 @@ def attribute_emails(email_ids):
                                 "channel": result.source.get("channel") or None,
                                 "utm_source": (result.source.get("utm_source") or "")[:200]
                                 or None,
-                                "site_id": result.site_id})
+                                "site_id": result.site_id, "uncertain": result.uncertain})
     if updates:
         db.session.execute(_SET_ATTRIBUTION, updates)
 
 
 def on_emails_stored(app, mailbox, email_ids):
     """The sync's emails_stored signal: attribute each batch as it is stored."""
-    attribute_emails(email_ids)
+    credential = getattr(mailbox, "credential", None)
+    attribute_emails(email_ids, mailbox_address=credential.login if credential else None)

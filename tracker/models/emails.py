@@ -101,6 +101,10 @@ class Email(AccountOwned, db.Model):
     channel: Mapped[str | None] = mapped_column(String(32))
     utm_source: Mapped[str | None] = mapped_column(String(200))
     site_id: Mapped[int | None] = mapped_column(ForeignKey("site.id", ondelete="SET NULL"))
+    # Why the attribution is a guess rather than a match, None when it matches:
+    # "lease_ended" (the pool address had been leased to this visit, but the lease had
+    # ended when the email arrived). tracker.attribution sets it.
+    uncertain: Mapped[str | None] = mapped_column(String(32))
 
     @property
     def tracked(self):
