@@ -3,7 +3,14 @@
 - First sync of a folder: the messages whose INTERNALDATE lies within the last
   FIRST_SYNC_HOURS. SEARCH SINCE only knows days (in the server's time zone), so it
   selects candidates from a day earlier and the exact cut is made here, in UTC.
-- Then: only UIDs above the last one stored for the folder's UIDVALIDITY.
+- Then: only UIDs above the last one stored for the folder's UIDVALIDITY. Server
+  answers are checked against each other: a UID SEARCH that finds nothing while
+  UIDNEXT says there is new mail is asked again with an explicit range, then by
+  sequence number (GNU imap4d answers "UID n:*" with nothing); without UIDNEXT
+  (Courier-IMAP) the newest message's UID tells where the folder ends. The cursor
+  never moves past a message that was not read.
+- An empty folder that was empty before too and got a new UIDVALIDITY (GNU imap4d's
+  empty mbox, on every open) just takes the new value: nothing was renumbered.
 - A changed UIDVALIDITY re-reads the window since the last sync and finds stored
   emails again by fingerprint (Message-ID, or a digest when there is none): they
   are re-keyed to their new UIDs, never stored twice.
@@ -72,18 +79,23 @@ class RunResult:
 
 
 class _CommandCounter:
-    """Counts the IMAP commands a connection sends, by wrapping imaplib's _command."""
+    """Counts the IMAP commands a connection sends.
+
+    Every tagged command takes a new tag: imaplib's own commands and those imapclient
+    writes to the socket itself (UID SEARCH goes through imapclient's _raw_command, not
+    imaplib's _command), so the tags are what is counted.
+    """
 
     def __init__(self, client):
         self.count = 0
         imap4 = client._imap
-        send = imap4._command
+        new_tag = imap4._new_tag
 
-        def counted(name, *args):
+        def counted(*args):
             self.count += 1
-            return send(name, *args)
+            return new_tag(*args)
 
-        imap4._command = counted
+        imap4._new_tag = counted
 
 
 def count_commands(client):
@@ -195,6 +207,11 @@ def _sync_folder(client, state, folder):
     uidvalidity = _int(info.get(b"UIDVALIDITY")) or 0
     uidnext = _int(info.get(b"UIDNEXT"))
     exists = _int(info.get(b"EXISTS")) or 0
+    if uidnext is None and exists:
+        # No UIDNEXT in the EXAMINE answer (Courier-IMAP): the newest message's UID
+        # tells where the folder ends, so that the cursor still covers what was left out.
+        top = _highest_uid(client, folder.name, exists)
+        uidnext = top + 1 if top else None
     now = utcnow()
     window = timedelta(hours=state.settings["FIRST_SYNC_HOURS"])
     chunk = state.settings["SYNC_BATCH_SIZE"]
@@ -203,6 +220,11 @@ def _sync_folder(client, state, folder):
     if folder.uidvalidity is None or folder.last_uid is None:
         since = now - window
         uids = _uids_since(client, since, exists, chunk) if exists else []
+    elif folder.uidvalidity != uidvalidity and not exists and not _stored_under(
+            state.mailbox.id, folder.name, folder.uidvalidity):
+        # Empty then and empty now (GNU imap4d gives an empty mbox a new UIDVALIDITY on
+        # every open): nothing to find again, nothing to re-read, not a renumbering.
+        since, uids = None, []
     elif folder.uidvalidity != uidvalidity:
         # Renumbered: read again from a window before the last sync; stored emails
         # are found again by fingerprint below.
@@ -216,7 +238,8 @@ def _sync_folder(client, state, folder):
     else:
         since = None
         nothing_new = not exists or (uidnext is not None and uidnext - 1 <= folder.last_uid)
-        uids = [] if nothing_new else _uids_above(client, folder.last_uid, exists, chunk)
+        uids = [] if nothing_new else _uids_above(client, folder.last_uid, exists, chunk,
+                                                  uidnext)
 
     rematch = bool(uids) and _has_other_generations(state.mailbox.id, folder.name, uidvalidity)
     unreadable = []
@@ -282,8 +305,15 @@ def _uids_since(client, since, exists, chunk):
         return _scan_newest_down(client, exists, chunk, since=since)
 
 
-def _uids_above(client, last_uid, exists, chunk):
-    """UIDs above last_uid, ascending ("n:*" always matches the highest UID, so filter)."""
+def _uids_above(client, last_uid, exists, chunk, uidnext=None):
+    """UIDs above last_uid, ascending ("n:*" always matches the highest UID, so filter).
+
+    One answer is not trusted alone: when UIDNEXT says there are UIDs above last_uid and
+    the search finds none of them (GNU imap4d answers every "UID n:*" with nothing), the
+    search is asked again with the explicit range n:UIDNEXT-1, and when that finds
+    nothing either, the UIDs are read by sequence number from the newest message down.
+    Only then may the cursor move to UIDNEXT-1 over messages that are really gone.
+    """
     try:
         found = client.search(["UID", f"{last_uid + 1}:*"])
     except imap_errors.IMAPClientError as exc:
@@ -291,7 +321,59 @@ def _uids_above(client, last_uid, exists, chunk):
             raise
         logger.info("SEARCH rejected (%s); reading UIDs from the newest message down", exc)
         return _scan_newest_down(client, exists, chunk, above=last_uid)
-    return sorted(uid for uid in found if uid > last_uid)
+    found = {uid for uid in found if uid > last_uid}
+    if uidnext is None or uidnext - 1 <= last_uid or any(uid < uidnext for uid in found):
+        return sorted(found)
+    span = f"{last_uid + 1}:{uidnext - 1}"
+    logger.info("UIDNEXT is %s but UID SEARCH %d:* found nothing; searching %s",
+                uidnext, last_uid + 1, span)
+    try:
+        again = client.search(["UID", span])
+    except imap_errors.IMAPClientError as exc:
+        if not _rejected(exc):
+            raise
+        again = []
+    found.update(uid for uid in again if uid > last_uid)
+    if not found:
+        logger.info("UID SEARCH %s found nothing either; reading UIDs by sequence number", span)
+        found.update(_scan_newest_down(client, exists, chunk, above=last_uid))
+    return sorted(found)
+
+
+def _highest_uid(client, folder_name, exists):
+    """The highest UID in the open folder, for servers whose EXAMINE gives no UIDNEXT.
+
+    FETCH of the last sequence number (EXISTS) for its UID; STATUS (UIDNEXT) when the
+    server rejects that. None when neither answers.
+    """
+    client.use_uid = False
+    try:
+        data = client.fetch([exists], ["UID"])
+    except imap_errors.IMAPClientError as exc:
+        if not _rejected(exc):
+            raise
+        data = {}
+    finally:
+        client.use_uid = True
+    uid = _int((data.get(exists) or {}).get(b"UID"))
+    if uid is not None:
+        return uid
+    try:
+        status = client.folder_status(folder_name, ["UIDNEXT"])
+    except imap_errors.IMAPClientError as exc:
+        if not _rejected(exc):
+            raise
+        return None
+    uidnext = _int(status.get(b"UIDNEXT"))
+    return uidnext - 1 if uidnext else None
+
+
+def _stored_under(mailbox_id, folder_name, uidvalidity):
+    """True when the folder has emails stored under this UIDVALIDITY."""
+    return db.session.scalar(
+        select(Email.id).where(Email.mailbox_id == mailbox_id, Email.folder == folder_name,
+                               Email.uidvalidity == uidvalidity).limit(1)
+    ) is not None
 
 
 def _scan_newest_down(client, exists, chunk, *, since=None, above=None):
