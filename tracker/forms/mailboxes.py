@@ -1,17 +1,20 @@
 """The credential and mailbox forms."""
 
 import ipaddress
+import re
+import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_wtf import FlaskForm
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.widgets import PasswordInput
 
 from tracker.domains import DomainError, normalize_domain
 from tracker.extensions import db
@@ -37,9 +40,37 @@ def normalize_host(text):
     return normalize_domain(raw)
 
 
+MAX_LOGIN = 320
+# An email-address-shaped login: one @, something on both sides, no spaces.
+_EMAIL_SHAPED = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+class LoginError(ValueError):
+    """Not a login the service can store and send."""
+
+
 def normalize_login(text):
-    """The stored form of a login: the email address, validated and lowercased."""
-    return validate_email(text.strip(), check_deliverability=False).normalized.lower()
+    """The stored form of an IMAP login.
+
+    Servers take an email address (lowercased here, as mail services treat it), but
+    also plain user names (`ivan`, `DOMAIN\\user`) and addresses on company-internal
+    domains (`ivan@corp.local`): those are real logins too. A login that is not an
+    email address is kept as typed, since some servers tell `Ivan` from `ivan`.
+    Spaces at the ends are dropped; control characters and over-long logins raise
+    LoginError.
+    """
+    value = (text or "").strip()
+    if not value or len(value) > MAX_LOGIN or any(
+            unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
+        raise LoginError(value)
+    if not _EMAIL_SHAPED.fullmatch(value):
+        return value
+    try:
+        return validate_email(value, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        # Company-internal domains (`.local`, a bare host name) are refused by strict
+        # email validation but are still addresses: the same lowercasing applies.
+        return value.lower()
 
 
 class CredentialForm(FlaskForm):
@@ -70,14 +101,18 @@ class CredentialForm(FlaskForm):
     )
     login = StringField(
         _l("Login"),
-        description=_l("The mailbox's email address."),
+        description=_l("Usually the mailbox's email address; some servers take a user "
+                       "name (ivan, DOMAIN\\ivan)."),
         validators=[
-            DataRequired(_l("Enter the mailbox's email address.")),
-            Length(max=320, message=_l("Too long.")),
+            DataRequired(_l("Enter the login, usually the mailbox's email address.")),
+            Length(max=MAX_LOGIN, message=_l("Too long.")),
         ],
     )
+    # What was typed is shown again after a form error so that a retry does not need
+    # it twice; a stored password is never put into the form (the edit page starts empty).
     password = PasswordField(
         _l("Password"),
+        widget=PasswordInput(hide_value=False),
         validators=[Length(max=1000, message=_l("Too long."))],
     )
 
@@ -104,11 +139,13 @@ class CredentialForm(FlaskForm):
             raise ValidationError(_l("Choose SSL/TLS or STARTTLS."))
 
     def validate_login(self, field):
+        if not (field.data or "").strip():
+            raise ValidationError(_l("Enter the login, usually the mailbox's email address."))
         try:
             field.data = normalize_login(field.data)
-        except EmailNotValidError:
+        except LoginError:
             raise ValidationError(
-                _l("Enter a valid email address, e.g. sales@example.com.")
+                _l("The login cannot contain line breaks or other control characters.")
             ) from None
 
     def validate_password(self, field):
@@ -154,10 +191,12 @@ class CredentialForm(FlaskForm):
     def _check_unique(self):
         """One real mailbox (host + login) is connected once, across all accounts."""
         host, login = self.server[0], self.login.data
+        # Case-insensitive, though user names are stored as typed: `Ivan` and `ivan` on
+        # one server are most likely the same mailbox, which must not be read twice.
         other = db.session.scalar(
             select(Credential).where(
                 Credential.host == host,
-                Credential.login == login,
+                func.lower(Credential.login) == login.lower(),
                 Credential.id != (self.credential.id if self.credential else 0),
             )
         )
