@@ -4,6 +4,7 @@ import re
 from datetime import datetime, timedelta
 
 import pytest
+from werkzeug.datastructures import MultiDict
 
 from tracker.extensions import db
 from tracker.models import utcnow
@@ -260,3 +261,38 @@ def test_search_text_is_case_folded_and_bounded():
     assert search_text("Прайс-ЛИСТ", "Straße", "A@X.EXAMPLE") == "прайс-лист\nstrasse\na@x.example"
     long = search_text("😀" * 400, "Имя", "a@x.example")
     assert len(long.encode()) <= SEARCH_TEXT_BYTES and long == "😀" * (SEARCH_TEXT_BYTES // 4)
+
+
+def test_uncertain_attributions_are_marked_and_found(logged_in, seeded):
+    rows, ids = seeded["rows"], seeded["ids"]
+    rows[2].uncertain = "lease_ended"
+    rows[9].uncertain = "lease_ended"
+    db.session.commit()
+    both = newest_first(ids, 2, 9)
+    assert listed(logged_in, "/emails?uncertain=yes") == both
+    assert listed(logged_in, "/emails?q=uncertain:yes") == both
+    assert len(listed(logged_in, "/emails?q=uncertain:no")) == 8  # tracked, not marked
+    assert len(listed(logged_in, "/emails?uncertain=maybe")) == 12  # ignored, never an error
+    html = logged_in.get("/emails").get_data(as_text=True)
+    assert html.count(">uncertain</span>") == 2
+    assert 'name="uncertain"' in html
+    page = logged_in.get("/emails?uncertain=yes").get_data(as_text=True)
+    assert '<option value="yes" selected>' in page
+    assert report.Filters.from_args(MultiDict({"uncertain": "yes"})).args() == {"uncertain": "yes"}
+    assert report.Filters.from_args(MultiDict({"uncertain": "no"})).args() == {}
+
+
+def test_detail_reads_the_stored_uncertain_mark(logged_in, factory, user):
+    account = user.account
+    site = factory.site(account)
+    rule = factory.rule(account, name="Pool", mode="pool", pool=["p1@shop.example"])
+    visit = factory.visit(site, at=utcnow() - timedelta(hours=5))
+    box = factory.mailbox(account)
+    # No lease row left to judge by: the stored mark alone says the lease had ended.
+    email = factory.email(box, at=visit.started_at + timedelta(hours=2),
+                          recipient="p1@shop.example", rule_id=rule.id, visit_id=visit.id,
+                          attribution="pool", tracked_address="p1@shop.example",
+                          source=visit.source(), uncertain="lease_ended")
+    html = logged_in.get(f"/emails/{email.id}").get_data(as_text=True)
+    assert ">uncertain</span>" in html and "Attribution marked uncertain" in html
+    assert "this visit's lease had ended. It is the last visit" in html

@@ -37,6 +37,7 @@ class Filters:
     utm_source: str = ""
     status: str = ""
     tracked: str = ""
+    uncertain: str = ""  # "yes": only emails whose attribution is marked uncertain
     q: str = ""
 
     @classmethod
@@ -59,6 +60,8 @@ class Filters:
             values["status"] = ""
         if values["tracked"] not in ("yes", "no"):
             values["tracked"] = ""
+        if values["uncertain"] != "yes":
+            values["uncertain"] = ""
         for name in ("site", "mailbox", "rule"):
             if not _is_id(values[name]):
                 values[name] = ""
@@ -147,6 +150,12 @@ def _by_tracked(query, value):
     return query.where(_tracked(parse_bool(value)))
 
 
+def _by_uncertain(query, value):
+    yes = parse_bool(value)
+    return query.where(Email.uncertain.is_not(None) if yes else
+                       and_(Email.attribution.is_not(None), Email.uncertain.is_(None)))
+
+
 def _tracked(yes):
     return Email.attribution.is_not(None) if yes else Email.attribution.is_(None)
 
@@ -188,6 +197,7 @@ def search_filters(account_id):
         "subject": _by_subject,
         "status": _by_status,
         "tracked": _by_tracked,
+        "uncertain": _by_uncertain,
         "rule": _by_owned(Rule, Rule.name, account_id, Email.rule_id),
         "site": _by_owned(Site, Site.name, account_id, Email.site_id),
         "mailbox": _by_mailbox(account_id),
@@ -218,6 +228,8 @@ def filtered(account_id, filters, tz, now=None):
         query = query.where(Email.counted.is_(filters.status == "new"))
     if filters.tracked:
         query = query.where(_tracked(filters.tracked == "yes"))
+    if filters.uncertain:
+        query = query.where(Email.uncertain.is_not(None))
     keys = search_filters(account_id)
     return apply(query, parse(filters.q, keys), keys, _by_text)
 

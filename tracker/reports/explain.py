@@ -46,11 +46,13 @@ class Source:
     window: timedelta = ATTRIBUTION_WINDOW
     # static and fallback: the source the rule's segment pins down.
     pinned: dict = field(default_factory=dict)
+    # The mark attribution stored (Email.uncertain), e.g. "lease_ended"; None when none.
+    uncertain: str | None = None
 
     @property
     def weak(self):
         """True when the evidence is a guess rather than a match."""
-        return self.reason in ("pool_ended", "token_unknown")
+        return self.uncertain is not None or self.reason in ("pool_ended", "token_unknown")
 
 
 @dataclass
@@ -107,20 +109,27 @@ def _source(email):
     visit = _owned(Visit, email.visit_id, email.account_id)
     kind = email.attribution
     if kind in ("static", "fallback"):
-        return Source(kind, rule=rule, pinned=rule_source(rule) if rule else {})
+        return Source(kind, rule=rule, pinned=rule_source(rule) if rule else {},
+                      uncertain=email.uncertain)
     if kind in ("subaddress", "catchall"):
         if visit is None:
-            return Source("token_unknown", rule=rule)
+            return Source("token_unknown", rule=rule, uncertain=email.uncertain)
         assignment = _assignment(email, visit, token=True)
-        return Source("token", rule=rule, visit=visit, assignment=assignment)
+        return Source("token", rule=rule, visit=visit, assignment=assignment,
+                      uncertain=email.uncertain)
     if visit is None:
-        return Source("pool_nobody", rule=rule)
+        return Source("pool_nobody", rule=rule, uncertain=email.uncertain)
     assignment = _assignment(email, visit, token=False)
     ends = assignment.expires_at if assignment else None
-    if ends is not None and email.internaldate > ends:
+    late_by = email.internaldate - ends if ends is not None and email.internaldate > ends \
+        else None
+    # The stored mark decides where attribution left one; emails attributed before
+    # the mark existed are judged from the lease.
+    if email.uncertain == "lease_ended" or (email.uncertain is None and late_by is not None):
         return Source("pool_ended", rule=rule, visit=visit, assignment=assignment,
-                      late_by=email.internaldate - ends)
-    return Source("pool_held", rule=rule, visit=visit, assignment=assignment)
+                      late_by=late_by, uncertain=email.uncertain or "lease_ended")
+    return Source("pool_held", rule=rule, visit=visit, assignment=assignment,
+                  uncertain=email.uncertain)
 
 
 def _assignment(email, visit, token):
