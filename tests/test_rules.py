@@ -564,3 +564,48 @@ def test_huge_numbers_are_not_found_rather_than_errors(logged_in, user, block):
         assert logged_in.get(url).status_code == 200, url
     response = logged_in.post("/rules/new", data=static_rule(block, blocks=[huge]))
     assert response.status_code == 422
+
+
+def test_an_address_another_rule_uses_is_warned_about_with_the_rule_that_wins(
+        logged_in, user, block, factory):
+    from datetime import datetime
+
+    from tracker.attribution import attribute
+
+    account = user.account
+    pool = factory.rule(account, name="Pool", blocks=[block], mode="pool", priority=1,
+                        pool=["p1@shop.example"], fallback_address="info@shop.example")
+    static = factory.rule(account, name="Static", blocks=[block], priority=2,
+                          address="info@shop.example")
+    later = "Emails to it go to rule “Pool”: it comes first in priority order"
+    page = logged_in.get(f"/rules/{static.id}").get_data(as_text=True)
+    assert "info@shop.example is also the fallback address of rule “Pool”." in page
+    assert later in page and f'href="/rules/{pool.id}"' in page
+    page = logged_in.get(f"/rules/{pool.id}/edit").get_data(as_text=True)
+    assert "info@shop.example is also the static address of rule “Static”." in page
+    assert "Emails to it go to this rule: it comes first in priority order" in page
+    # Attribution agrees with the warning.
+    at = datetime(2026, 11, 1, 12)
+    assert attribute(account.id, ["info@shop.example"], at).rule_id == pool.id
+    # A new rule (last in priority order) with a pool address of another rule.
+    response = logged_in.post("/rules/new", data=static_rule(
+        block, name="", static_address="p1@shop.example"))
+    body = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "p1@shop.example is also a pool address of rule “Pool”." in body
+    assert later in body
+    # Deactivate the pool rule: the static rule wins, says the warning and does attribution.
+    pool.active = False
+    db.session.commit()
+    page = logged_in.get(f"/rules/{static.id}").get_data(as_text=True)
+    assert "Emails to it go to this rule: it comes first in priority order" in page
+    assert attribute(account.id, ["info@shop.example"], at).rule_id == static.id
+    # The form's own state counts: the static rule switched off in the form loses again.
+    response = logged_in.post(f"/rules/{static.id}/edit", data=static_rule(
+        block, name="", static_address="info@shop.example", active=""))
+    assert later in response.get_data(as_text=True)
+
+
+def test_no_shared_address_warning_for_a_rule_alone(logged_in, user, block, factory):
+    rule = factory.rule(user.account, name="Alone", blocks=[block], address="solo@shop.example")
+    assert "is also the" not in logged_in.get(f"/rules/{rule.id}").get_data(as_text=True)

@@ -1,4 +1,5 @@
-"""Rules beyond their form: priority order, and warnings about addresses nobody reads."""
+"""Rules beyond their form: priority order, and warnings about addresses nobody reads
+or that another rule uses too."""
 
 from typing import NamedTuple
 
@@ -7,7 +8,7 @@ from sqlalchemy import func, select
 from tracker.addresses import address_domain, unreceived
 from tracker.domains import display_domain
 from tracker.extensions import db
-from tracker.models import Credential, Mailbox, Rule
+from tracker.models import Credential, Mailbox, PoolAddress, Rule
 
 
 class AddressWarning(NamedTuple):
@@ -41,6 +42,72 @@ def address_warnings(account_id, addresses, domains=None):
     for address in unreceived(addresses, domains):
         by_domain.setdefault(address_domain(address), []).append(address)
     return [AddressWarning(display_domain(domain), found) for domain, found in by_domain.items()]
+
+
+class SharedAddress(NamedTuple):
+    """An address of a rule that another rule of the account uses too, and who gets its emails.
+
+    Attribution (tracker.attribution.Lookup) credits an address that several rules use
+    to the first active one in priority order (then the first inactive one): winner
+    is that rule's name, or None when it is the rule being looked at.
+    """
+
+    address: str
+    other: str  # the other rule's name
+    other_id: int
+    other_role: str  # what the address is to the other rule: static, pool or fallback
+    winner: str | None
+
+
+def owning_order(active, priority, rule_id):
+    """The sort key that decides which rule an address of several rules belongs to."""
+    return (not active, priority, rule_id if rule_id is not None else float("inf"))
+
+
+def rule_addresses(mode, static_address=None, pool=(), fallback_address=None):
+    """The whole addresses a rule of this mode shows (not sub-address or catch-all tokens)."""
+    if mode == "static":
+        return [static_address] if static_address else []
+    if mode == "pool":
+        return [*pool, *([fallback_address] if fallback_address else [])]
+    return []
+
+
+def shared_addresses(account_id, addresses, rule_id=None, active=True, priority=None):
+    """SharedAddress per use by another rule of one of these addresses (static, pool, fallback).
+
+    rule_id, active, priority: the rule the addresses are for, as the form has it
+    (a new rule: no id, and the priority that puts it last).
+    """
+    wanted = {a.lower(): a for a in addresses if a}
+    if not wanted:
+        return []
+    if priority is None:
+        priority = next_priority(account_id)
+    others = []  # (address, rule, role)
+    for rule in db.session.scalars(
+        ordered_rules(account_id).where(
+            (func.lower(Rule.static_address).in_(wanted))
+            | (func.lower(Rule.fallback_address).in_(wanted)))
+    ):
+        for role, address in (("static", rule.static_address), ("fallback", rule.fallback_address)):
+            if rule.id != rule_id and address and address.lower() in wanted:
+                others.append((wanted[address.lower()], rule, role))
+    for address, rule in db.session.execute(
+        select(PoolAddress.address, Rule).join(Rule, Rule.id == PoolAddress.rule_id)
+        .where(PoolAddress.account_id == account_id,
+               func.lower(PoolAddress.address).in_(wanted))
+        .order_by(Rule.priority, Rule.id)
+    ).all():
+        if rule.id != rule_id:
+            others.append((wanted[address.lower()], rule, "pool"))
+    mine = owning_order(active, priority, rule_id)
+    found = []
+    for address, rule, role in others:
+        first = min([(mine, None)] + [(owning_order(r.active, r.priority, r.id), r.name)
+                                      for a, r, _ in others if a == address])
+        found.append(SharedAddress(address, rule.name, rule.id, role, first[1]))
+    return found
 
 
 def ordered_rules(account_id):

@@ -22,7 +22,14 @@ from tracker.forms.rules import (
 )
 from tracker.models import Block, PoolAddress, Rule, RuleCondition, Site
 from tracker.models.rules import DEFAULT_RESERVATION_MINUTES
-from tracker.rules import address_warnings, next_priority, ordered_rules, swap_priorities
+from tracker.rules import (
+    address_warnings,
+    next_priority,
+    ordered_rules,
+    rule_addresses,
+    shared_addresses,
+    swap_priorities,
+)
 from tracker.search import InvalidValue, apply, like_pattern, parse_bool
 from tracker.views.blocks import name_or_id, own_blocks, own_sites
 from tracker.views.helpers import (
@@ -193,8 +200,9 @@ def _rework(form):
     return False
 
 
-def _form_warnings(form):
-    """Warnings for the addresses the form holds that passed validation."""
+def _form_warnings(form, rule=None):
+    """Warnings for the addresses the form holds that passed validation: addresses no
+    mailbox receives, and addresses another rule uses too (with the rule that wins)."""
     mode, clean = form.mode, form.clean
     if mode == "static":
         addresses = [clean.get("static_address")]
@@ -204,12 +212,27 @@ def _form_warnings(form):
         addresses = [f"*@{clean['catchall_domain']}"] if clean.get("catchall_domain") else []
     else:
         addresses = form.clean_pool + [clean.get("fallback_address")]
-    return address_warnings(current_user.account_id, addresses)
+    shared = shared_addresses(
+        current_user.account_id,
+        rule_addresses(mode, clean.get("static_address"), form.clean_pool,
+                       clean.get("fallback_address")),
+        rule_id=rule.id if rule else None, active=bool(form.active.data),
+        priority=rule.priority if rule else None)
+    return address_warnings(current_user.account_id, addresses) + shared
+
+
+def _rule_warnings(rule):
+    """The warnings of a stored rule (its page and its form before any change)."""
+    shared = shared_addresses(
+        current_user.account_id,
+        rule_addresses(rule.mode, rule.static_address, rule.pool_values, rule.fallback_address),
+        rule_id=rule.id, active=rule.active, priority=rule.priority)
+    return address_warnings(current_user.account_id, rule.addresses) + shared
 
 
 def _show_form(form, rule, status):
     return render("rules/form.html", "form", form=form, rule=rule, blocks=own_blocks(),
-                  warnings=_form_warnings(form), status=status)
+                  warnings=_form_warnings(form, rule), status=status)
 
 
 def _save(form, rule):
@@ -279,7 +302,7 @@ def show(rule_id):
         advice = pools.suggestion(usage_days, len(rule.pool_addresses))
     return render("rules/show.html", rule=rule, ranks=_ranks(), usage=usage,
                   usage_days=usage_days, usage_advice=advice,
-                  warnings=address_warnings(current_user.account_id, rule.addresses))
+                  warnings=_rule_warnings(rule))
 
 
 @bp.get("/<int:rule_id>/edit")
@@ -304,7 +327,7 @@ def edit(rule_id):
         "fallback_address": rule.fallback_address or "",
     })
     return render("rules/form.html", form=form, rule=rule, blocks=own_blocks(),
-                  warnings=address_warnings(current_user.account_id, rule.addresses))
+                  warnings=_rule_warnings(rule))
 
 
 @bp.post("/<int:rule_id>/edit")
