@@ -57,7 +57,8 @@ def test_add_a_mailbox_with_other_service(page, live_server, user, dovecot, imap
     page.get_by_label("Unit").select_option(label="hours")
     page.get_by_role("button", name="Save").click()
 
-    expect(page.get_by_text(f"Mailbox {login} saved. Integration works.")).to_be_visible()
+    expect(page.get_by_text(
+        f"Mailbox {login} saved. Integration works: 2 folders found (INBOX, Spam).")).to_be_visible()
     row = page.locator("tr", has_text=login)
     expect(row).to_contain_text("12 hours")
     expect(row.locator(".mailbox-status")).to_contain_text("Integration works.")
@@ -90,3 +91,26 @@ def test_inline_errors_in_the_forms(page, live_server, user):
     expect(dialog.get_by_text("Give the credentials a name.")).to_be_visible()
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_be_hidden()
+
+
+def test_a_failed_check_needs_save_anyway(page, live_server, user, factory, dovecot, imap_user):
+    login, password = imap_user
+    factory.credential(user.account, login=login, password=password, host=dovecot.host,
+                       port=dovecot.tls_port, name="Local box")
+    sign_in(page, live_server, user)
+    page.goto(f"{live_server.url}/mailboxes/new")
+    page.locator("#credential").select_option(label=f"Local box — {login}")
+    page.get_by_label("INBOX").uncheck()
+    page.get_by_role("button", name="Load folders from the server").click()
+    expect(page.get_by_text("Folders loaded from the server.")).to_be_visible()
+    page.evaluate("""() => {
+        const box = document.querySelector('input[name=folders]').cloneNode();
+        box.value = 'Gone'; box.checked = true;
+        document.querySelector('#folders').append(box);
+    }""")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Not saved: the connection check failed.")).to_be_visible()
+    expect(page.get_by_text("there is no folder “Gone”")).to_be_visible()
+    page.get_by_label("Save anyway").check()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("saved, but the connection check failed")).to_be_visible()

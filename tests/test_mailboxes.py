@@ -61,9 +61,18 @@ def test_add_a_mailbox_checks_the_connection(logged_in, user, local_credential):
     assert mailbox.folder_names == ["INBOX"]
     assert mailbox.status == "ok" and mailbox.checked_at is not None
     page = logged_in.get("/mailboxes/").get_data(as_text=True)
-    assert f"Mailbox {local_credential.login} saved. Integration works." in page
+    assert (f"Mailbox {local_credential.login} saved. Integration works: 1 folder found "
+            "(INBOX)." in page)
     assert local_credential.login in page and "12 hours" in page and "never" in page
     assert "Integration works." in page
+
+
+def test_saving_says_how_many_folders_were_found(logged_in, user, dovecot, local_credential):
+    dovecot.create_folder(local_credential.login, "Spam")
+    response = logged_in.post("/mailboxes/new", data=form_data(
+        local_credential, folders=["INBOX", "Spam"]), follow_redirects=True)
+    assert (f"Mailbox {local_credential.login} saved. Integration works: 2 folders found "
+            "(INBOX, Spam)." in response.get_data(as_text=True))
 
 
 def test_a_failed_check_keeps_the_mailbox_and_says_why(logged_in, user, factory, dovecot,
@@ -71,7 +80,20 @@ def test_a_failed_check_keeps_the_mailbox_and_says_why(logged_in, user, factory,
     login, _password = imap_user
     credential = factory.credential(user.account, login=login, password="wrong",
                                     host=dovecot.host, port=dovecot.tls_port)
-    response = logged_in.post("/mailboxes/new", data=form_data(credential))
+    # A failed check saves nothing: the form comes back with the reason and "Save anyway".
+    refused = logged_in.post("/mailboxes/new", data=form_data(credential))
+    assert refused.status_code == 422 and mailboxes_of(user.account_id) == []
+    body = refused.get_data(as_text=True)
+    assert "Not saved: the connection check failed. Wrong login or password" in body
+    assert 'name="save_anyway"' in body and "Save anyway" in body
+    # With htmx the whole form is replaced, so the box appears next to the Save button.
+    hx = logged_in.post("/mailboxes/new", data=form_data(credential),
+                        headers={"HX-Request": "true"})
+    assert hx.status_code == 422 and hx.headers["HX-Retarget"] == "#mailbox-form"
+    assert 'name="save_anyway"' in hx.get_data(as_text=True)
+    assert mailboxes_of(user.account_id) == []
+    # Ticked, the mailbox is saved with its failed status.
+    response = logged_in.post("/mailboxes/new", data=form_data(credential, save_anyway="y"))
     [mailbox] = mailboxes_of(user.account_id)
     assert response.headers["Location"] == f"/mailboxes/{mailbox.id}/edit"
     assert mailbox.status == "auth_failed"
@@ -178,7 +200,7 @@ def test_two_concurrent_saves_with_the_same_credentials(app, user, factory, monk
 
     monkeypatch.setattr(MailboxForm, "validate_credential", validate_then_wait)
     responses = [None, None]
-    data = form_data(credential)
+    data = form_data(credential, save_anyway="y")  # its server is not reachable
 
     def save(i):
         responses[i] = clients[i].post("/mailboxes/new", data=data)
@@ -216,7 +238,12 @@ def test_edit_is_prefilled_and_keeps_rows_of_kept_folders(logged_in, user, facto
 
 
 def test_missing_folder_is_the_status(logged_in, user, local_credential):
-    logged_in.post("/mailboxes/new", data=form_data(local_credential, folders=["INBOX", "Nope"]))
+    refused = logged_in.post("/mailboxes/new", data=form_data(local_credential,
+                                                              folders=["INBOX", "Nope"]))
+    assert refused.status_code == 422 and mailboxes_of(user.account_id) == []
+    assert "there is no folder “Nope”" in refused.get_data(as_text=True)
+    logged_in.post("/mailboxes/new", data=form_data(local_credential, folders=["INBOX", "Nope"],
+                                                    save_anyway="y"))
     [mailbox] = mailboxes_of(user.account_id)
     assert mailbox.status == "folder_missing"
     assert mailbox.status_message == "Folder missing: there is no folder “Nope” in this mailbox."

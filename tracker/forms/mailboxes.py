@@ -101,8 +101,8 @@ class CredentialForm(FlaskForm):
     )
     login = StringField(
         _l("Login"),
-        description=_l("Usually the mailbox's email address; some servers take a user "
-                       "name (ivan, DOMAIN\\ivan)."),
+        description=_l("Usually the mailbox's email address; some servers take a plain "
+                       "login such as ivan or DOMAIN\\ivan."),
         validators=[
             DataRequired(_l("Enter the login, usually the mailbox's email address.")),
             Length(max=MAX_LOGIN, message=_l("Too long.")),
@@ -228,6 +228,10 @@ class MailboxForm(FlaskForm):
     folders = SelectMultipleField(_l("Folders to read"), validate_choice=False, default=["INBOX"])
     # The folders offered as choices (those loaded from the server), carried across re-renders.
     known_folders = SelectMultipleField(validate_choice=False)
+    # Saving checks the connection first; a mailbox whose check fails is saved only
+    # when this is ticked (it is offered next to the failed check's message).
+    save_anyway = BooleanField(_l("Save anyway: keep the mailbox and sync it once the "
+                                  "connection works"))
 
     def __init__(self, *args, account_id, mailbox=None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -2,6 +2,7 @@
 
 from flask import Blueprint, abort, current_app, flash, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 from redis.exceptions import RedisError
 from sqlalchemy import func, or_, select
@@ -103,13 +104,33 @@ def _save(form, mailbox):
     return True
 
 
-def _saved(mailbox):
-    """Check the saved mailbox, record the result and say how it went."""
-    result = _check(mailbox.credential, mailbox.folder_names)
+def _check_before_saving(form, mailbox):
+    """Check the connection of a valid form before it is saved.
+
+    Returns (result, None) to go on saving, or (result, response) when the check
+    failed and "Save anyway" was not ticked: the form again, with the reason and
+    the "Save anyway" box, and nothing saved.
+    """
+    result = _check(form.chosen_credential, form.folders.data)
+    if result.ok or form.save_anyway.data:
+        return result, None
+    response = _page(form, mailbox, status=422, check=result, confirm=True)
+    response.headers["HX-Retarget"] = "#mailbox-form"
+    response.headers["HX-Reswap"] = "outerHTML"
+    return result, response
+
+
+def _saved(mailbox, result):
+    """Record the check made before saving and say how it went."""
     mailbox.record(result, utcnow())
     db.session.commit()
     if result.ok:
-        flash(_("Mailbox %(address)s saved. Integration works.", address=mailbox.address),
+        names = mailbox.folder_names
+        flash(ngettext("Mailbox %(address)s saved. Integration works: %(num)d folder found "
+                       "(%(folders)s).",
+                       "Mailbox %(address)s saved. Integration works: %(num)d folders found "
+                       "(%(folders)s).",
+                       len(names), address=mailbox.address, folders=", ".join(names)),
               "success")
         return redirect_to(url_for("mailboxes.index"))
     flash(_("Mailbox %(address)s saved, but the connection check failed: %(reason)s",
@@ -198,11 +219,14 @@ def create():
         return helper
     if not form.validate_on_submit():
         return _invalid(form, None)
+    result, refused = _check_before_saving(form, None)
+    if refused is not None:
+        return refused
     mailbox = Mailbox(account_id=current_user.account_id)
     db.session.add(mailbox)
     if not _save(form, mailbox):
         return _invalid(form, None)
-    return _saved(mailbox)
+    return _saved(mailbox, result)
 
 
 @bp.get("/<int:mailbox_id>/edit")
@@ -227,13 +251,16 @@ def update(mailbox_id):
         return helper
     if not form.validate_on_submit():
         return _invalid(form, mailbox)
+    result, refused = _check_before_saving(form, mailbox)
+    if refused is not None:
+        return refused
     period = mailbox.repeat_period_seconds
     if not _save(form, mailbox):
         return _invalid(form, mailbox)
     if mailbox.repeat_period_seconds != period:
         # Stored emails are counted again with the new period, in a worker.
         enqueue_recount(mailbox.id)
-    return _saved(mailbox)
+    return _saved(mailbox, result)
 
 
 @bp.post("/<int:mailbox_id>/active")
