@@ -559,3 +559,213 @@ def test_a_message_the_server_cannot_give_does_not_hold_the_others_back(app, ctx
     assert [e.uid for e in emails(box.id)] == [uids[0], *uids[2:]]
     [event] = last_run(box.id).events
     assert event == {"code": "unreadable", "folder": "INBOX", "uids": [broken], "count": 1}
+
+
+# ------------------------------------------------- servers that answer differently
+
+class ImapProxy:
+    """A real TLS-terminating relay between the sync and Dovecot's plain port.
+
+    The client side speaks implicit TLS with Dovecot's test certificate, the server side
+    is Dovecot's plaintext listener. It records the name of every tagged command the
+    client sends (`commands`, one list per connection) and, with `strip_uidnext`, drops
+    the `* OK [UIDNEXT n]` line of EXAMINE/SELECT answers, as Courier-IMAP sends none.
+    """
+
+    def __init__(self, server, *, strip_uidnext=False):
+        import socket
+        import ssl
+        import threading
+
+        self.server, self.strip_uidnext = server, strip_uidnext
+        self.commands = []
+        self._threads = []
+        self._open = []  # sockets and readers, closed by close()
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._context.load_cert_chain(str(server.cert_path), str(server.key_path))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)  # so that the accepting thread sees close()
+        self.host, self.port = self._listener.getsockname()
+        self._closed = False
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    def _accept(self):
+        import socket
+        import threading
+
+        while not self._closed:
+            try:
+                raw, _addr = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            raw.settimeout(None)
+            try:
+                client = self._context.wrap_socket(raw, server_side=True)
+            except OSError:
+                raw.close()
+                continue
+            upstream = socket.create_connection((self.server.host, self.server.port), timeout=10)
+            upstream.settimeout(None)
+            self._open += [client, upstream]
+            names = []
+            self.commands.append(names)
+            for target in (self._from_client, self._from_server):
+                thread = threading.Thread(target=target, args=(client, upstream, names),
+                                          daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _pipe_lines(self, source, sink, keep):
+        reader = source.makefile("rb")
+        self._open.append(reader)
+        try:
+            for line in reader:
+                if keep(line):
+                    sink.sendall(line)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(2)
+                except OSError:
+                    pass
+
+    def _from_client(self, client, upstream, names):
+        def keep(line):
+            words = line.split()
+            if len(words) >= 2 and not line.startswith((b"*", b"+")):
+                name = words[1].upper()
+                if name == b"UID" and len(words) >= 3:
+                    name = b"UID " + words[2].upper()
+                names.append(name.decode())
+            return True
+
+        self._pipe_lines(client, upstream, keep)
+
+    def _from_server(self, client, upstream, names):
+        def keep(line):
+            return not (self.strip_uidnext and line.upper().startswith(b"* OK [UIDNEXT "))
+
+        self._pipe_lines(upstream, client, keep)
+
+    def close(self):
+        self._closed = True
+        self._listener.close()
+        self._accepting.join(timeout=5)
+        for item in self._open:
+            if hasattr(item, "shutdown"):
+                try:
+                    item.shutdown(2)
+                except OSError:
+                    pass
+        for thread in self._threads:
+            thread.join(timeout=5)
+        for item in self._open:
+            item.close()
+
+
+@pytest.fixture
+def proxied(app, factory, user, dovecot, imap_user):
+    """A mailbox reached through an ImapProxy; call it with the proxy's options."""
+    proxies = []
+
+    def make(**options):
+        login, password = imap_user
+        proxy = ImapProxy(dovecot, **options)
+        proxies.append(proxy)
+        app.config["IMAP_ALLOWED_PORTS"] = [dovecot.tls_port, proxy.port]
+        credential = factory.credential(user.account, login=login, password=password,
+                                        host=proxy.host, port=proxy.port)
+        mailbox = factory.mailbox(user.account, credential)
+
+        def deliver(message, at=None):
+            return dovecot.deliver(login, message, internaldate=at or now())
+
+        return SimpleNamespace(mailbox=mailbox, id=mailbox.id, login=login, proxy=proxy,
+                               deliver=deliver)
+
+    yield make
+    for proxy in proxies:
+        proxy.close()
+
+
+def _folder(mailbox_id):
+    db.session.expire_all()
+    return db.session.scalar(select(MailboxFolder).where(MailboxFolder.mailbox_id == mailbox_id))
+
+
+def _sent_during_sync(names):
+    """The commands of one connection between LOGIN and LOGOUT: what a sync run counts."""
+    return names[names.index("LOGIN") + 1:names.index("LOGOUT")]
+
+
+def test_a_server_without_uidnext_stores_no_old_mail_as_new(app, ctx, proxied):
+    box = proxied(strip_uidnext=True)
+    # The proxy really hides UIDNEXT (the EXAMINE answer has none).
+    with IMAPClient(box.proxy.host, port=box.proxy.port, ssl=True,
+                    ssl_context=box.proxy.server.ssl_context()) as c:
+        c.login(box.login, box.proxy.server.password(box.login))
+        info = c.select_folder("INBOX", readonly=True)
+        assert b"UIDNEXT" not in info and b"UIDVALIDITY" in info
+    old = [box.deliver(mail(n), now() - timedelta(days=3 + n)) for n in range(4)]
+
+    # First sync: the window finds nothing; the cursor still covers the old messages.
+    job = sync_now(app, box.id)
+    assert job.get_status() == JobStatus.FINISHED
+    assert job.return_value()["status"] == "ok", job.return_value()
+    assert emails(box.id) == []
+    assert _folder(box.id).last_uid == max(old)
+
+    new = box.deliver(mail(9))
+    job = sync_now(app, box.id)
+    assert job.return_value()["new_emails"] == 1
+    assert [e.uid for e in emails(box.id)] == [new]
+    assert _folder(box.id).last_uid == new
+
+    # Nothing new: EXAMINE and one FETCH of the newest message's UID, no search.
+    sync_now(app, box.id)
+    run = last_run(box.id)
+    assert (run.status, run.new_emails, run.commands) == ("ok", 0, 2)
+    assert _sent_during_sync(box.proxy.commands[-1]) == ["EXAMINE", "FETCH"]
+    assert [e.uid for e in emails(box.id)] == [new]
+
+
+def test_a_server_without_uidnext_first_sync_keeps_the_24_hour_cut(app, ctx, proxied):
+    box = proxied(strip_uidnext=True)
+    old = box.deliver(mail(1), now() - timedelta(hours=30))
+    recent = box.deliver(mail(2), now() - timedelta(hours=2))
+    older_again = box.deliver(mail(3), now() - timedelta(days=5))
+    sync_now(app, box.id)
+    assert [e.uid for e in emails(box.id)] == [recent]
+    assert _folder(box.id).last_uid == older_again
+    assert old < recent < older_again
+    sync_now(app, box.id)
+    assert [e.uid for e in emails(box.id)] == [recent]
+
+
+def test_the_command_count_includes_every_search(app, ctx, proxied):
+    """SyncRun.commands is what went over the wire, as the proxy saw it."""
+    box = proxied()
+    box.deliver(mail(1))
+    box.deliver(mail(2))
+    sync_now(app, box.id)
+    run = last_run(box.id)
+    sent = _sent_during_sync(box.proxy.commands[-1])
+    # imapclient asks for CAPABILITY (LITERAL+) before its first search of a session.
+    assert sent == ["EXAMINE", "CAPABILITY", "UID SEARCH", "UID FETCH"]
+    assert run.commands == len(sent)
+
+    box.deliver(mail(3))
+    sync_now(app, box.id)  # incremental: UID SEARCH UID n:*
+    run = last_run(box.id)
+    sent = _sent_during_sync(box.proxy.commands[-1])
+    assert sent == ["EXAMINE", "CAPABILITY", "UID SEARCH", "UID FETCH"]
+    assert (run.new_emails, run.commands) == (1, len(sent))
+
+    sync_now(app, box.id)  # nothing new: EXAMINE alone
+    sent = _sent_during_sync(box.proxy.commands[-1])
+    assert sent == ["EXAMINE"] and last_run(box.id).commands == 1
