@@ -172,3 +172,33 @@ def test_sync_pages_in_russian(app, client, user, mine, dovecot):
     assert "Сервер перенумеровал папку «INBOX»" in pages["runs"].get_data(as_text=True)
     assert "Последний запуск: 0 новых писем" in pages["widget"].get_data(as_text=True)
     assert "В очереди…" in pages["queued"].get_data(as_text=True)
+
+
+def test_a_missing_folder_is_a_partly_done_run_naming_it(app, logged_in, mine):
+    from tracker.models import MailboxFolder
+
+    mine.mailbox.folders.append(MailboxFolder(name="Gone", position=1))
+    db.session.commit()
+    mine.deliver(mail(1))
+    logged_in.post(f"/mailboxes/{mine.id}/sync")
+    work(app)
+    widget = logged_in.get(f"/mailboxes/{mine.id}/sync-status", headers=HX).get_data(as_text=True)
+    assert ("Last run partly done: 1 new email; folder “Gone” is missing, the others synced"
+            in widget)
+    assert "Last run failed" not in widget
+    listing = logged_in.get("/mailboxes/").get_data(as_text=True)
+    assert "Partly working" in listing
+    assert "Folder “Gone” is missing; the other folders are read." in listing
+    runs = logged_in.get(f"/mailboxes/{mine.id}/runs").get_data(as_text=True)
+    assert "Partly done" in runs and "Folder “Gone” is missing; the other folders synced." in runs
+
+
+def test_a_run_whose_only_folder_is_missing_failed(app, logged_in, mine):
+    mine.mailbox.folders[0].name = "Gone"
+    db.session.commit()
+    logged_in.post(f"/mailboxes/{mine.id}/sync")
+    work(app)
+    widget = logged_in.get(f"/mailboxes/{mine.id}/sync-status", headers=HX).get_data(as_text=True)
+    assert "Last run failed" in widget and "partly" not in widget
+    runs = logged_in.get(f"/mailboxes/{mine.id}/runs").get_data(as_text=True)
+    assert "Partly done" not in runs and "there is no folder “Gone”" in runs

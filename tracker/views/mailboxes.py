@@ -35,10 +35,26 @@ def require_login():
     """Every mailboxes page needs a signed-in user."""
 
 
+def partly_synced(mailbox, code, params=None):
+    """The missing folder's name when a result means "partly done", else None.
+
+    A sync reads every folder it can and reports the first missing one
+    (`folder_missing` with its `folder`); when another folder of the mailbox
+    synced fine, the run did its job for the rest and is shown as partly done
+    rather than failed.
+    """
+    if code != "folder_missing":
+        return None
+    missing = (params or {}).get("folder")
+    if any(folder.status == "ok" and folder.name != missing for folder in mailbox.folders):
+        return missing or "?"
+    return None
+
+
 @bp.app_context_processor
 def mailbox_helpers():
-    """Templates show each mailbox's email count."""
-    return {"email_count": email_count}
+    """Templates show each mailbox's email count and whether a run was partly done."""
+    return {"email_count": email_count, "partly_synced": partly_synced}
 
 
 def _filtered(q):
