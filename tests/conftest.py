@@ -70,6 +70,21 @@ def dovecot(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def imap4d(tmp_path_factory):
+    """A real GNU imap4d on loopback, a second server besides Dovecot: plain `port`, TLS
+    `tls_port`, `ca_path`. Skips (saying why) where it is not installed or cannot run."""
+    from tests.services.imap4d import Imap4dMissing, Imap4dServer
+
+    server = Imap4dServer(tmp_path_factory.mktemp("imap4d"))
+    try:
+        server.start()
+    except Imap4dMissing as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def imap_user(dovecot):
     """A fresh mail user on the Dovecot server: (login, password)."""
