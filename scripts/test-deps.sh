@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Make sure the real services the tests run are installed: Redis, Dovecot, Chromium.
+# Make sure the real services the tests run are installed: Redis, Dovecot, GNU imap4d
+# (a second IMAP server for the sync tests), Chromium.
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 { command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ]; } || missing+=(dovecot-imapd)
 { command -v doveadm >/dev/null || [ -x /usr/bin/doveadm ]; } || missing+=(dovecot-imapd)
+{ command -v imap4d >/dev/null || [ -x /usr/sbin/imap4d ]; } || missing+=(mailutils-imap4d)
 command -v chromium >/dev/null || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
@@ -18,6 +20,15 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # The tests start their own imap4d on a loopback port: stop the Debian service
+    # wherever the package's installation started one on port 143.
+    if [[ " ${missing[*]} " == *" mailutils-imap4d "* ]]; then
+        if [ -d /run/systemd/system ]; then
+            systemctl disable --now mailutils-imap4d >/dev/null 2>&1 || true
+        elif command -v service >/dev/null; then
+            service mailutils-imap4d stop >/dev/null 2>&1 || true
+        fi
+    fi
 else
     echo "The tests need these Debian packages: ${missing[*]}" >&2
     echo "Install them with: sudo apt-get install ${missing[*]}" >&2
