@@ -436,3 +436,13 @@ def test_local_times_are_right_across_daylight_saving_switches(name):
         assert as_text(at, text[:13]) == expected, at
         assert as_datetime(at, at.replace(minute=0, second=0, microsecond=0)) == expected, at
         at -= timedelta(minutes=7, seconds=13)
+
+
+def test_an_uncertain_attribution_says_so_in_the_export(logged_in, seeded, factory):
+    uncertain = factory.email(seeded["box"], subject="Late", rule_id=seeded["ads"].id,
+                              attribution="pool", uncertain="lease_ended",
+                              tracked_address="ads@shop.example", channel="paid")
+    _header, rows = read_csv(logged_in, "/emails.csv")
+    by_id = {int(row["Email ID"]): row for row in rows}
+    assert by_id[uncertain.id]["Attribution"] == "Pool of addresses (uncertain)"
+    assert by_id[seeded["ids"][0]]["Attribution"] == "Pool of addresses"

@@ -14,6 +14,25 @@ def migrated_app(app_config, tmp_path):
     return create_app(app_config)
 
 
+def seed_account(run):
+    """An account with a site (5), a mailbox (1) and a visit (7), as rows of any release."""
+    run("INSERT INTO account (id, name, created_at) VALUES (1, 'A', '2026-11-01')")
+    run("INSERT INTO site (id, account_id, name, key, created_at) "
+        "VALUES (5, 1, 'Shop', 'k', '2026-11-01')")
+    run("INSERT INTO credential (id, account_id, name, protocol, service, host, port, "
+        "security, login, password_token, created_at) VALUES (1, 1, 'c', 'imap', "
+        "'other', 'imap.example.com', 993, 'ssl', 'box@example.com', 't', '2026-11-01')")
+    run("INSERT INTO mailbox (id, account_id, credential_id, active, "
+        "repeat_period_seconds, repeat_period_unit, created_at) "
+        "VALUES (1, 1, 1, 1, 86400, 'days', '2026-11-01')")
+    run("INSERT INTO visit (id, account_id, site_id, visitor_id, client_visit_id, "
+        "started_at, last_seen_at, landing_url, referrer, utm_source, utm_medium, "
+        "utm_campaign, utm_content, utm_term, channel, ga_client_id, ym_client_id, "
+        "user_agent, is_bot, page_views, created_at) VALUES (7, 1, 5, 'v', 'cv', "
+        "'2026-11-01', '2026-11-01', '', '', 'google', 'cpc', '', '', '', 'paid', '', "
+        "'', '', 0, 1, '2026-11-01')")
+
+
 def test_upgrade_matches_models(app_config, tmp_path):
     app = migrated_app(app_config, tmp_path)
     with app.app_context():
@@ -51,21 +70,7 @@ def test_upgrade_from_the_previous_release_fills_the_report_columns(app_config, 
         upgrade(revision="0007")
         with db.engine.begin() as connection:
             run = connection.exec_driver_sql
-            run("INSERT INTO account (id, name, created_at) VALUES (1, 'A', '2026-11-01')")
-            run("INSERT INTO site (id, account_id, name, key, created_at) "
-                "VALUES (5, 1, 'Shop', 'k', '2026-11-01')")
-            run("INSERT INTO credential (id, account_id, name, protocol, service, host, port, "
-                "security, login, password_token, created_at) VALUES (1, 1, 'c', 'imap', "
-                "'other', 'imap.example.com', 993, 'ssl', 'box@example.com', 't', '2026-11-01')")
-            run("INSERT INTO mailbox (id, account_id, credential_id, active, "
-                "repeat_period_seconds, repeat_period_unit, created_at) "
-                "VALUES (1, 1, 1, 1, 86400, 'days', '2026-11-01')")
-            run("INSERT INTO visit (id, account_id, site_id, visitor_id, client_visit_id, "
-                "started_at, last_seen_at, landing_url, referrer, utm_source, utm_medium, "
-                "utm_campaign, utm_content, utm_term, channel, ga_client_id, ym_client_id, "
-                "user_agent, is_bot, page_views, created_at) VALUES (7, 1, 5, 'v', 'cv', "
-                "'2026-11-01', '2026-11-01', '', '', 'google', 'cpc', '', '', '', 'paid', '', "
-                "'', '', 0, 1, '2026-11-01')")
+            seed_account(run)
             email = ("INSERT INTO email (account_id, mailbox_id, folder, uidvalidity, uid, "
                      "fingerprint, internaldate, from_name, recipients, subject, counted, "
                      "visit_id, source, created_at) VALUES (1, 1, 'INBOX', 1, ?, ?, "
@@ -81,3 +86,28 @@ def test_upgrade_from_the_previous_release_fills_the_report_columns(app_config, 
     assert rows == [("paid", "google", 5, "прайс-лист\nиван\n"), (None, None, None,
                                                                   "прайс-лист\nиван\n")]
     assert zone == "UTC"
+
+
+def test_upgrade_to_0009_marks_pool_emails_that_came_after_their_lease(app_config, tmp_path):
+    app = migrated_app(app_config, tmp_path)
+    with app.app_context():
+        upgrade(revision="0008")
+        with db.engine.begin() as connection:
+            run = connection.exec_driver_sql
+            seed_account(run)
+            run("INSERT INTO assignment (account_id, site_id, visit_id, kind, address, "
+                "assigned_at, expires_at, created_at) VALUES (1, 5, 7, 'pool', 'p1@shop.example', "
+                "'2026-11-02 10:00:00', '2026-11-02 10:30:00', '2026-11-02')")
+            email = ("INSERT INTO email (account_id, mailbox_id, folder, uidvalidity, uid, "
+                     "fingerprint, internaldate, from_name, recipients, subject, counted, "
+                     "visit_id, attribution, tracked_address, created_at) VALUES (1, 1, 'INBOX', "
+                     "1, ?, ?, ?, '', '[]', '', 1, 7, ?, ?, '2026-11-02')")
+            run(email, (1, "held", "2026-11-02 10:20:00", "pool", "p1@shop.example"))
+            run(email, (2, "late", "2026-11-02 12:30:00", "pool", "p1@shop.example"))
+            run(email, (3, "static", "2026-11-02 12:30:00", "static", "info@shop.example"))
+        upgrade()
+        with db.engine.connect() as connection:
+            marks = connection.exec_driver_sql(
+                "SELECT fingerprint, uncertain FROM email ORDER BY uid").all()
+        db.engine.dispose()
+    assert marks == [("held", None), ("late", "lease_ended"), ("static", None)]

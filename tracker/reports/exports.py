@@ -91,6 +91,7 @@ def _labels():
     return {
         "status": {True: _("New"), False: _("Repeat")},
         "kind": kinds,
+        "uncertain": _("uncertain"),
         "channel": {code: str(label) for code, label in CHANNEL_LABELS.items()},
     }
 
@@ -166,7 +167,7 @@ def _select(query):
             Credential.login, Email.from_name, Email.from_address, Email.tracked_address,
             Email.recipient, Email.subject, Email.counted, Rule.name, Email.attribution,
             Email.channel, Email.utm_source, type_coerce(Email.source, String),
-            Email.visit_id, Email.id,
+            Email.visit_id, Email.id, Email.uncertain,
             maintain_column_froms=False,
         )
         .select_from(Email)
@@ -224,7 +225,8 @@ def _records(result, tz, labels, as_text=False):
     blanks = ("",) * len(SOURCE_FIELDS)
     for partition in result.partitions():
         for (at, login, from_name, from_address, tracked_address, recipient, subject, counted,
-             rule_name, kind, channel, utm_source, source, visit_id, email_id) in partition:
+             rule_name, kind, channel, utm_source, source, visit_id, email_id,
+             uncertain) in partition:
             if at is None:
                 local = "" if as_text else None
             else:
@@ -241,7 +243,8 @@ def _records(result, tz, labels, as_text=False):
             text = clean_cells([
                 login or "", from_name or "", from_address or "", tracked_address or "",
                 recipient or "", subject or "", status[bool(counted)], rule_name or "",
-                not_tracked if kind is None else kinds.get(kind, kind),
+                not_tracked if kind is None else kinds.get(kind, kind)
+                + (f" ({labels['uncertain']})" if uncertain else ""),
                 channels.get(channel, channel) or "", utm_source,
                 *map(source.get, SOURCE_FIELDS, blanks),
             ])
