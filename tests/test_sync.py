@@ -769,3 +769,43 @@ def test_the_command_count_includes_every_search(app, ctx, proxied):
     sync_now(app, box.id)  # nothing new: EXAMINE alone
     sent = _sent_during_sync(box.proxy.commands[-1])
     assert sent == ["EXAMINE"] and last_run(box.id).commands == 1
+
+
+def test_a_search_that_finds_nothing_is_checked_by_sequence_number(app, ctx, box, monkeypatch):
+    """UIDNEXT says there is new mail, both UID searches find none: the UIDs are read by
+    sequence number, and the cursor moves only over what was read."""
+    first = [box.deliver(mail(n)) for n in range(2)]
+    sync_now(app, box.id)
+    search = IMAPClient.search
+    asked = []
+
+    def blind(self, criteria="ALL", charset=None):
+        if criteria and criteria[0] == "UID":
+            asked.append(criteria[1])
+            return []
+        return search(self, criteria, charset)
+
+    monkeypatch.setattr(IMAPClient, "search", blind)
+    later = [box.deliver(mail(n)) for n in range(5, 8)]
+    job = sync_now(app, box.id)
+    assert job.return_value()["new_emails"] == 3
+    assert asked == [f"{first[-1] + 1}:*", f"{first[-1] + 1}:{later[-1]}"]
+    assert [e.uid for e in emails(box.id)] == [*first, *later]
+    assert _folder(box.id).last_uid == later[-1]
+
+
+def test_messages_gone_before_the_sync_let_the_cursor_pass(app, ctx, box, dovecot):
+    first = box.deliver(mail(1))
+    sync_now(app, box.id)
+    gone = [box.deliver(mail(n)) for n in range(2, 4)]
+    with dovecot.client(box.login) as c:
+        c.select_folder("INBOX")
+        c.delete_messages(gone)
+        c.expunge()
+    job = sync_now(app, box.id)
+    assert job.return_value()["new_emails"] == 0
+    # Three answers agree that nothing is left above the cursor: it moves to UIDNEXT-1.
+    assert _folder(box.id).last_uid == gone[-1]
+    newest = box.deliver(mail(4))
+    assert sync_now(app, box.id).return_value()["new_emails"] == 1
+    assert [e.uid for e in emails(box.id)] == [first, newest]
