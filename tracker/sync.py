@@ -9,8 +9,9 @@
   sequence number (GNU imap4d answers "UID n:*" with nothing); without UIDNEXT
   (Courier-IMAP) the newest message's UID tells where the folder ends. The cursor
   never moves past a message that was not read.
-- An empty folder that was empty before too and got a new UIDVALIDITY (GNU imap4d's
-  empty mbox, on every open) just takes the new value: nothing was renumbered.
+- An empty folder with nothing stored under its old UIDVALIDITY that got a new one
+  (GNU imap4d's empty mbox, on every open) just takes the new value: no renumbering
+  is recorded and nothing is re-read.
 - A changed UIDVALIDITY re-reads the window since the last sync and finds stored
   emails again by fingerprint (Message-ID, or a digest when there is none): they
   are re-keyed to their new UIDs, never stored twice.
@@ -222,8 +223,8 @@ def _sync_folder(client, state, folder):
         uids = _uids_since(client, since, exists, chunk) if exists else []
     elif folder.uidvalidity != uidvalidity and not exists and not _stored_under(
             state.mailbox.id, folder.name, folder.uidvalidity):
-        # Empty then and empty now (GNU imap4d gives an empty mbox a new UIDVALIDITY on
-        # every open): nothing to find again, nothing to re-read, not a renumbering.
+        # Nothing stored under the old UIDVALIDITY and empty now (GNU imap4d gives an
+        # empty mbox a new one on every open): nothing to find again or re-read.
         since, uids = None, []
     elif folder.uidvalidity != uidvalidity:
         # Renumbered: read again from a window before the last sync; stored emails
