@@ -410,6 +410,9 @@ def test_pages_in_russian(logged_in, user, factory, local_credential):
         local_credential, do="check", folders=["Nope"]), headers=hx)
     pages["folders"] = logged_in.post("/mailboxes/new", data=form_data(
         local_credential, do="folders"), headers=hx)
+    unreachable = factory.credential(user.account)
+    pages["refused save"] = logged_in.post("/mailboxes/new", data=form_data(unreachable),
+                                           headers=hx)
     pages["server fields"] = logged_in.get("/credentials/server-fields?service=outlook",
                                            headers=hx)
     for name, response in pages.items():
@@ -419,3 +422,5 @@ def test_pages_in_russian(logged_in, user, factory, local_credential):
     listing = pages["/mailboxes/"].get_data(as_text=True)
     assert '<html lang="ru">' in listing and "Интеграция работает." in listing
     assert "Почтовые ящики" in listing and "Учётные данные" in listing
+    refused = pages["refused save"].get_data(as_text=True)
+    assert "Не сохранено: проверка подключения не прошла." in refused and "Всё равно сохранить" in refused

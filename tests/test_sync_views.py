@@ -191,6 +191,12 @@ def test_a_missing_folder_is_a_partly_done_run_naming_it(app, logged_in, mine):
     assert "Folder “Gone” is missing; the other folders are read." in listing
     runs = logged_in.get(f"/mailboxes/{mine.id}/runs").get_data(as_text=True)
     assert "Partly done" in runs and "Folder “Gone” is missing; the other folders synced." in runs
+    russian = {"Accept-Language": "ru"}
+    ru_widget = logged_in.get(f"/mailboxes/{mine.id}/sync-status",
+                              headers=dict(HX, **russian)).get_data(as_text=True)
+    assert "Последний запуск выполнен частично: 1 новое письмо; папки «Gone» нет" in ru_widget
+    ru_runs = logged_in.get(f"/mailboxes/{mine.id}/runs", headers=russian).get_data(as_text=True)
+    assert "Выполнено частично" in ru_runs
 
 
 def test_a_run_whose_only_folder_is_missing_failed(app, logged_in, mine):
