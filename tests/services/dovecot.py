@@ -22,29 +22,22 @@ unix socket paths must stay below 108 bytes.
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
 import grp
-import ipaddress
 import math
 import os
 import pwd
 import re
 import shutil
-import signal
-import socket
-import ssl
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Iterable
 
-from imapclient import IMAPClient
-
+from .imapserver import HOST  # noqa: F401  (still importable from here)
+from .imapserver import ImapTestServer, _check_password, _message_bytes
 from .ports import free_port
-
-HOST = "127.0.0.1"
 
 DOVECOT_BIN = "dovecot"
 DOVEADM_BIN = "doveadm"
@@ -53,8 +46,6 @@ DOVEADM_BIN = "doveadm"
 # colon-separated passwd-file: keep both to safe characters.
 _LOGIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@-]{0,99}$")
 _APPENDUID_RE = re.compile(rb"\[\s*APPENDUID\s+(\d+)\s+(\d+)\s*\]", re.IGNORECASE)
-
-_MAIL_USER_CANDIDATES = ("vmail",)
 
 
 class DovecotError(RuntimeError):
@@ -71,35 +62,6 @@ def _which(name: str, fallbacks: Iterable[str]) -> str:
     raise DovecotError(f"{name!r} not found: install the Debian package 'dovecot-imapd'")
 
 
-def _mail_user() -> pwd.struct_passwd:
-    """An unprivileged system user to own the maildirs.
-
-    Reuse ``vmail`` if it exists; as root create it with ``useradd --system``;
-    if that is not possible fall back to ``nobody``.
-    """
-    for name in _MAIL_USER_CANDIDATES:
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            pass
-    if os.geteuid() == 0 and shutil.which("useradd"):
-        subprocess.run(
-            [
-                "useradd", "--system", "--user-group", "--no-create-home",
-                "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", "vmail",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        )
-        try:  # also covers a concurrent process having created it first
-            return pwd.getpwnam("vmail")
-        except KeyError:
-            pass
-    return pwd.getpwnam("nobody")
-
-
 def _existing_user(*names: str) -> str:
     for name in names:
         try:
@@ -108,106 +70,6 @@ def _existing_user(*names: str) -> str:
         except KeyError:
             continue
     raise DovecotError(f"none of the users {names} exists: install the Debian package 'dovecot-core'")
-
-
-def _make_certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """Write a test CA and a server certificate for 127.0.0.1/localhost.
-
-    Returns (ca_cert_path, server_cert_path, server_key_path).
-    """
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = dt.datetime.now(dt.timezone.utc)
-    not_before = now - dt.timedelta(days=1)
-    not_after = now + dt.timedelta(days=30)
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "email-tracker tests"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "email-tracker test CA"),
-        ]
-    )
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(ca_ski, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(
-            x509.Name(
-                [
-                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "email-tracker tests"),
-                    x509.NameAttribute(NameOID.COMMON_NAME, "localhost"),
-                ]
-            )
-        )
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=True, key_cert_sign=False,
-                crl_sign=False, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    directory.mkdir(parents=True, exist_ok=True)
-    ca_path = directory / "ca.pem"
-    cert_path = directory / "server.pem"
-    key_path = directory / "server.key"
-    ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    return ca_path, cert_path, key_path
 
 
 def _as_bytes(value: object) -> bytes:
@@ -226,32 +88,19 @@ def parse_appenduid(response: object) -> tuple[int, int] | None:
     return int(match.group(1)), int(match.group(2))
 
 
-class DovecotServer:
+class DovecotServer(ImapTestServer):
     """A Dovecot IMAP server on 127.0.0.1 with its own config, users and mail.
 
     Use ``start()``/``stop()`` or the instance as a context manager.
     """
 
-    start_timeout = 15.0
-    stop_timeout = 10.0
+    program = "dovecot"
+    error = DovecotError
 
     def __init__(self, tmpdir: str | os.PathLike[str]):
-        self.tmpdir = Path(tmpdir).resolve()
-        self.host = HOST
-        self.config_path = self.tmpdir / "dovecot.conf"
-        self.log_path = self.tmpdir / "dovecot.log"
+        super().__init__(tmpdir)
         self.info_log_path = self.tmpdir / "dovecot-info.log"
         self.stdout_path = self.tmpdir / "dovecot-stdout.log"
-        self.cert_dir = self.tmpdir / "certs"
-        self.ca_path: Path | None = None
-        self.cert_path: Path | None = None
-        self.key_path: Path | None = None
-        self.port: int | None = None
-        self.tls_port: int | None = None
-        self.runtime_dir: Path | None = None
-        self.users: dict[str, str] = {}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._mail_pw = _mail_user()
         self._login_user = _existing_user("dovenull", "nobody")
         self._internal_pw = pwd.getpwnam(_existing_user("dovecot", "nobody"))
         self._users_mtime = 0.0
@@ -259,19 +108,12 @@ class DovecotServer:
     # ----------------------------------------------------------------- paths
     @property
     def base_dir(self) -> Path:
-        self._require_runtime()
-        return self.runtime_dir / "run"  # type: ignore[operator]
-
-    @property
-    def mail_root(self) -> Path:
-        self._require_runtime()
-        return self.runtime_dir / "mail"  # type: ignore[operator]
+        return self._require_runtime() / "run"
 
     @property
     def users_path(self) -> Path:
         """The passwd-file (readable by Dovecot's auth process user)."""
-        self._require_runtime()
-        return self.runtime_dir / "users"  # type: ignore[operator]
+        return self._require_runtime() / "users"
 
     @property
     def mail_uid(self) -> int:
@@ -281,17 +123,12 @@ class DovecotServer:
     def mail_gid(self) -> int:
         return self._mail_pw.pw_gid
 
-    def _require_runtime(self) -> None:
-        if self.runtime_dir is None:
-            raise DovecotError("DovecotServer is not started")
-
     # ----------------------------------------------------------------- users
     def add_user(self, login: str, password: str) -> None:
         """Add (or change) a user; works before and after ``start()``."""
         if not _LOGIN_RE.match(login):
             raise ValueError(f"unsupported login for the test passwd-file: {login!r}")
-        if any(c in password for c in ":\r\n\0"):
-            raise ValueError("password must not contain ':' or line breaks")
+        _check_password(password)
         self.users[login] = password
         if self.runtime_dir is not None:
             self._make_home(login)
@@ -304,9 +141,6 @@ class DovecotServer:
             delay = math.floor(written_at) + 1.02 - time.time()
             if delay > 0:
                 time.sleep(delay)
-
-    def password(self, login: str) -> str:
-        return self.users[login]
 
     def _write_users(self) -> float:
         lines = "".join(f"{login}:{{PLAIN}}{pw}::::::\n" for login, pw in self.users.items())
@@ -411,19 +245,6 @@ service anvil {{
                 parts.append(f"--- {path.name} ---\n{text[-limit:]}")
         return "\n".join(parts) or "(no log output)"
 
-    def _greets(self) -> bool:
-        try:
-            with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
-                data = b""
-                while b"\n" not in data and len(data) < 4096:
-                    chunk = sock.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                return data.startswith(b"* OK")
-        except OSError:
-            return False
-
     def start(self) -> "DovecotServer":
         if self.proc is not None:
             raise DovecotError("DovecotServer already started")
@@ -433,9 +254,7 @@ service anvil {{
                 "Dovecot drops privileges itself); CI runs as root"
             )
         dovecot = _which(DOVECOT_BIN, ["/usr/sbin/dovecot"])
-        self.tmpdir.mkdir(parents=True, exist_ok=True)
-        if self.ca_path is None:
-            self.ca_path, self.cert_path, self.key_path = _make_certificates(self.cert_dir)
+        self._ensure_certificates()
         self.port = free_port(self.host)
         self.tls_port = free_port(self.host)
 
@@ -448,81 +267,8 @@ service anvil {{
         self._write_users()
         self.config_path.write_text(self._config_text(), encoding="utf-8")
 
-        with open(self.stdout_path, "ab") as out:
-            self.proc = subprocess.Popen(
-                [dovecot, "-F", "-c", str(self.config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.tmpdir,
-                start_new_session=True,  # own process group: stop() can kill all of it
-            )
-        # Never leave a Dovecot behind if the caller forgets stop().
-        atexit.register(self.stop)
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                rc = self.proc.returncode
-                self.stop()
-                raise DovecotError(f"dovecot exited with status {rc} during start:\n{self._log_tail()}")
-            if self._greets():
-                return self
-            time.sleep(0.05)
-        tail = self._log_tail()
-        self.stop()
-        raise DovecotError(f"dovecot did not greet on {self.host}:{self.port} within {self.start_timeout}s:\n{tail}")
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=self.stop_timeout)
-                except subprocess.TimeoutExpired:
-                    pass
-            # SIGKILL whatever is left in the process group (a killed master
-            # leaves its children behind).
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            proc.wait()
-            atexit.unregister(self.stop)
-        if self.runtime_dir is not None:
-            shutil.rmtree(self.runtime_dir, ignore_errors=True)
-            self.runtime_dir = None
-
-    def __enter__(self) -> "DovecotServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # --------------------------------------------------------------- clients
-    def ssl_context(self) -> ssl.SSLContext:
-        """A client context that trusts only this server's test CA."""
-        if self.ca_path is None:
-            raise DovecotError("DovecotServer is not started")
-        return ssl.create_default_context(cafile=str(self.ca_path))
-
-    def client(self, login: str | None = None, *, tls: bool = False, timeout: float = 10.0) -> IMAPClient:
-        """An IMAPClient connected (and logged in as ``login`` if given).
-
-        The caller closes it (``with server.client(...) as c:`` logs out).
-        """
-        self._require_runtime()
-        if tls:
-            client = IMAPClient(self.host, port=self.tls_port, ssl=True, ssl_context=self.ssl_context(), timeout=timeout)
-        else:
-            client = IMAPClient(self.host, port=self.port, ssl=False, timeout=timeout)
-        if login is not None:
-            try:
-                client.login(login, self.users[login])
-            except BaseException:
-                client.shutdown()
-                raise
-        return client
+        self._launch([dovecot, "-F", "-c", str(self.config_path)], self.stdout_path)
+        return self
 
     # ------------------------------------------------------------ mail setup
     def create_folder(self, login: str, folder: str) -> None:
@@ -539,10 +285,7 @@ service anvil {{
         flags: Iterable[str | bytes] = (),
     ) -> int:
         """APPEND a message as ``login``; return its UID in ``folder``."""
-        if internaldate is not None and internaldate.tzinfo is None:
-            raise ValueError("internaldate must be timezone-aware")
-        if isinstance(message_bytes, str):
-            message_bytes = message_bytes.encode("utf-8")
+        message_bytes = _message_bytes(message_bytes, internaldate)
         with self.client(login) as c:
             if folder.upper() != "INBOX" and not c.folder_exists(folder):
                 c.create_folder(folder)

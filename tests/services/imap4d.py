@@ -28,7 +28,6 @@ here listens anywhere but on the loopback ports it picked.
 
 from __future__ import annotations
 
-import atexit
 import ctypes
 import ctypes.util
 import datetime as dt
@@ -36,21 +35,15 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import socket
-import ssl
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Iterable
 
-from imapclient import IMAPClient
-
-from .dovecot import _mail_user, _make_certificates
+from .imapserver import HOST  # noqa: F401  (still importable from here)
+from .imapserver import ImapTestServer, _check_password, _message_bytes
 from .ports import free_port
 
-HOST = "127.0.0.1"
 IMAP4D_BIN = "imap4d"
 _LOGIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}@[A-Za-z0-9][A-Za-z0-9.-]{0,99}$")
 
@@ -87,41 +80,17 @@ def _crypt_sha512(password: str) -> str:
     return done.stdout.decode().strip()
 
 
-class Imap4dServer:
+class Imap4dServer(ImapTestServer):
     """GNU imap4d on 127.0.0.1 with its own config, users and mail."""
 
-    start_timeout = 15.0
-    stop_timeout = 10.0
-
-    def __init__(self, tmpdir: str | os.PathLike[str]):
-        self.tmpdir = Path(tmpdir).resolve()
-        self.host = HOST
-        self.config_path = self.tmpdir / "imap4d.conf"
-        self.log_path = self.tmpdir / "imap4d.log"
-        self.cert_dir = self.tmpdir / "certs"
-        self.ca_path: Path | None = None
-        self.cert_path: Path | None = None
-        self.key_path: Path | None = None
-        self.port: int | None = None
-        self.tls_port: int | None = None
-        self.runtime_dir: Path | None = None
-        self.users: dict[str, str] = {}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._mail_pw = _mail_user()
+    program = "imap4d"
+    error = Imap4dError
+    _greet_logout = True
 
     # ----------------------------------------------------------------- paths
-    def _require_runtime(self) -> Path:
-        if self.runtime_dir is None:
-            raise Imap4dError("Imap4dServer is not started")
-        return self.runtime_dir
-
     @property
     def passwd_dir(self) -> Path:
         return self._require_runtime() / "passwd"
-
-    @property
-    def mail_root(self) -> Path:
-        return self._require_runtime() / "mail"
 
     def home(self, login: str) -> Path:
         return self.mail_root / login
@@ -134,14 +103,10 @@ class Imap4dServer:
         """Add (or change) a virtual-domain user ``local@domain``; before or after start()."""
         if not _LOGIN_RE.match(login):
             raise ValueError(f"unsupported login for imap4d's virtual domains: {login!r}")
-        if any(c in password for c in ":\r\n\0"):
-            raise ValueError("password must not contain ':' or line breaks")
+        _check_password(password)
         self.users[login] = password
         if self.runtime_dir is not None:
             self._write_users()
-
-    def password(self, login: str) -> str:
-        return self.users[login]
 
     def _write_users(self) -> None:
         domains: dict[str, list[str]] = {}
@@ -194,27 +159,6 @@ server {self.host}:{self.tls_port} {{
 """
 
     # ------------------------------------------------------------- lifecycle
-    def _log_tail(self, limit: int = 6000) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log output)"
-        return text[-limit:] or "(no log output)"
-
-    def _greets(self) -> bool:
-        try:
-            with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
-                data = b""
-                while b"\n" not in data and len(data) < 4096:
-                    chunk = sock.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                sock.sendall(b"x LOGOUT\r\n")
-                return data.startswith(b"* OK")
-        except OSError:
-            return False
-
     def start(self) -> "Imap4dServer":
         if self.proc is not None:
             raise Imap4dError("Imap4dServer already started")
@@ -222,9 +166,7 @@ server {self.host}:{self.tls_port} {{
         if os.geteuid() != 0:
             raise Imap4dMissing("Imap4dServer needs root (imap4d switches to the mail "
                                 "user per login); CI runs as root")
-        self.tmpdir.mkdir(parents=True, exist_ok=True)
-        if self.ca_path is None:
-            self.ca_path, self.cert_path, self.key_path = _make_certificates(self.cert_dir)
+        self._ensure_certificates()
         self.port = free_port(self.host)
         self.tls_port = free_port(self.host)
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="imap4d-"))
@@ -238,78 +180,9 @@ server {self.host}:{self.tls_port} {{
         if lint.returncode != 0:
             self._cleanup()
             raise Imap4dError(f"imap4d --config-lint failed:\n{lint.stderr.decode(errors='replace')}")
-        with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(
-                [binary, f"--config-file={self.config_path}"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                cwd=self.tmpdir, start_new_session=True,
-                env={**os.environ, "TZ": "UTC"},
-            )
-        atexit.register(self.stop)
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                rc = self.proc.returncode
-                self.stop()
-                raise Imap4dError(f"imap4d exited with status {rc} during start:\n{self._log_tail()}")
-            if self._greets():
-                return self
-            time.sleep(0.05)
-        tail = self._log_tail()
-        self.stop()
-        raise Imap4dError(f"imap4d did not greet on {self.host}:{self.port} "
-                          f"within {self.start_timeout}s:\n{tail}")
-
-    def _cleanup(self) -> None:
-        if self.runtime_dir is not None:
-            shutil.rmtree(self.runtime_dir, ignore_errors=True)
-            self.runtime_dir = None
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=self.stop_timeout)
-                except subprocess.TimeoutExpired:
-                    pass
-            try:  # the children serving open sessions are in the same process group
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            proc.wait()
-            atexit.unregister(self.stop)
-        self._cleanup()
-
-    def __enter__(self) -> "Imap4dServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # --------------------------------------------------------------- clients
-    def ssl_context(self) -> ssl.SSLContext:
-        if self.ca_path is None:
-            raise Imap4dError("Imap4dServer is not started")
-        return ssl.create_default_context(cafile=str(self.ca_path))
-
-    def client(self, login: str | None = None, *, tls: bool = False,
-               timeout: float = 10.0) -> IMAPClient:
-        """An IMAPClient connected (and logged in as ``login`` if given); the caller closes it."""
-        self._require_runtime()
-        if tls:
-            client = IMAPClient(self.host, port=self.tls_port, ssl=True,
-                                ssl_context=self.ssl_context(), timeout=timeout)
-        else:
-            client = IMAPClient(self.host, port=self.port, ssl=False, timeout=timeout)
-        if login is not None:
-            try:
-                client.login(login, self.users[login])
-            except BaseException:
-                client.shutdown()
-                raise
-        return client
+        self._launch([binary, f"--config-file={self.config_path}"], self.log_path,
+                     env={**os.environ, "TZ": "UTC"})
+        return self
 
     # ------------------------------------------------------------ mail setup
     def deliver(self, login: str, message_bytes: bytes, folder: str = "INBOX",
@@ -320,10 +193,7 @@ server {self.host}:{self.tls_port} {{
         imap4d has no UIDPLUS: the UID is the highest one in the folder afterwards
         (tests deliver one at a time through this helper).
         """
-        if internaldate is not None and internaldate.tzinfo is None:
-            raise ValueError("internaldate must be timezone-aware")
-        if isinstance(message_bytes, str):
-            message_bytes = message_bytes.encode("utf-8")
+        message_bytes = _message_bytes(message_bytes, internaldate)
         if internaldate is not None:
             # imap4d drops the zone of APPEND's date (it writes the wall-clock time into the
             # From line and reads it back in its own zone, UTC here): send it in UTC.
