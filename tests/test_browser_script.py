@@ -267,7 +267,7 @@ def test_find_in_code_swaps_text_and_mailto_links_only_where_visible(page, pages
     expect(page.locator("#mail")).to_have_text(TRACKED)
     expect(page.locator("#mail")).to_have_attribute(
         "href", f"mailto:{TRACKED}?subject=Order%20123&cc=boss@shop.example")
-    expect(page.locator("#upper")).to_have_attribute("href", f"mailto:{TRACKED}")
+    expect(page.locator("#upper")).to_have_attribute("href", f"MAILTO:{TRACKED}")  # the scheme as written
     # Other addresses that merely contain the original, and places the visitor edits or never reads.
     expect(page.locator("#longer")).to_have_text(
         "myinfo@shop.example, info@shop.example.org, info@shop.examples")
@@ -279,8 +279,9 @@ def test_find_in_code_swaps_text_and_mailto_links_only_where_visible(page, pages
     expect(page.locator("#choice option")).to_have_text(ORIGINAL)
     expect(page.locator("#editor")).to_contain_text(f"Draft to {ORIGINAL}")
     expect(page.locator("#draft")).to_have_attribute("href", f"mailto:{ORIGINAL}")
-    # Nine swaps in text (one is the link's text) and two in links, reported as displayed.
-    assert eventually(lambda: displayed().get((block.id, TRACKED)) == 9)
+    # Each text node and link changed counts once: five text nodes (one is the link's text)
+    # and two links, reported as displayed.
+    assert eventually(lambda: displayed().get((block.id, TRACKED)) == 7)
 
 
 def test_element_blocks_swap_inside_the_selected_elements(page, pages, shop, factory):
@@ -340,6 +341,102 @@ def test_copying_an_original_address_puts_the_tracked_one_on_the_clipboard(page,
     page.locator("#unrelated").select_text()
     page.keyboard.press("Control+C")
     assert page.evaluate("navigator.clipboard.readText()") == "Nothing to see here."
+
+
+def test_hard_mailto_links_and_labels_get_the_tracked_address(page, pages, shop, factory):
+    account, site, block = shop
+    factory.rule(account, blocks=[block], address=TRACKED)
+    page.goto(f"{pages.url}/links.html")
+    # A malformed escape first on the page: it stays, and the links after it are swapped.
+    expect(page.locator("#after")).to_have_attribute("href", f"mailto:{TRACKED}")
+    expect(page.locator("#malformed")).to_have_attribute("href", "mailto:a%zz@shop.example")
+    expect(page.locator("#mixed")).to_have_attribute("href", f"mailto:a%zz@shop.example,{TRACKED}")
+    # Several recipients, spaces, capitals, an escaped @: the original becomes the tracked one.
+    expect(page.locator("#several")).to_have_attribute(
+        "href", f"mailto:{TRACKED},boss@shop.example?subject=Hi")
+    expect(page.locator("#spaced")).to_have_attribute("href", f"mailto: {TRACKED}")
+    expect(page.locator("#padded")).to_have_attribute("href", f" mailto:{TRACKED} ")
+    expect(page.locator("#capitals")).to_have_attribute("href", f"MAILTO:{TRACKED}?subject=Up")
+    expect(page.locator("#escaped")).to_have_attribute("href", f"mailto:{TRACKED}")
+    expect(page.locator("#longer")).to_have_attribute("href", "mailto:info@shop.example.au")
+    # What screen readers read, with the same address boundaries.
+    expect(page.locator("#titled")).to_have_attribute("title", f"Write to {TRACKED}")
+    expect(page.locator("#titled")).to_have_attribute(
+        "aria-label", f"Mail {TRACKED}, not info@shop.example.au")
+    expect(page.locator("#kept")).to_have_attribute("title", "info@shop.example.au or myinfo@shop.example")
+    expect(page.locator("#field")).to_have_value(ORIGINAL)
+    # Seven links changed (titles and labels are no displays of their own).
+    assert eventually(lambda: displayed() == {(block.id, TRACKED): 7})
+    page.wait_for_timeout(1500)
+    assert displayed() == {(block.id, TRACKED): 7}
+
+
+def test_an_element_block_wins_over_find_in_code_and_is_counted_alone(page, pages, shop, factory):
+    account, site, block = shop
+    boxed = factory.block(account, sites=[site], selector="#boxed")
+    card = factory.block(account, sites=[site], selector="#card")
+    card.replace_address = ORIGINAL  # an element block that swaps the given address inside
+    db.session.commit()
+    factory.rule(account, blocks=[block], address=TRACKED)
+    factory.rule(account, blocks=[boxed], address="box@shop.example")
+    factory.rule(account, blocks=[card], address="card@shop.example")
+    page.goto(f"{pages.url}/covered.html")
+    expect(page.locator("#boxed")).to_have_text("box@shop.example")
+    expect(page.locator("#card-mail")).to_have_text("card@shop.example")
+    expect(page.locator("#card-mail")).to_have_attribute("href", "mailto:card@shop.example")
+    expect(page.locator("#free")).to_have_text(f"Or {TRACKED}")
+    expected = {(block.id, TRACKED): 1, (boxed.id, "box@shop.example"): 1, (card.id, "card@shop.example"): 2}
+    assert eventually(lambda: displayed() == expected)
+    page.wait_for_timeout(1500)
+    assert displayed() == expected
+
+
+def test_each_swap_is_counted_once_per_page_view(page, pages, shop, factory):
+    account, site, block = shop
+    factory.rule(account, blocks=[block], address=TRACKED)
+    page.goto(f"{pages.url}/plain.html")
+    expect(page.locator("#mail")).to_have_attribute("href", f"mailto:{TRACKED}?subject=Hello")
+    assert eventually(lambda: displayed() == {(block.id, TRACKED): 2})
+    # A reload swaps from the cached answer, then the fresh answer finds nothing left to swap.
+    page.reload()
+    expect(page.locator("#mail")).to_have_attribute("href", f"mailto:{TRACKED}?subject=Hello")
+    eventually(lambda: visits()[0].page_views == 2)
+    assert eventually(lambda: displayed() == {(block.id, TRACKED): 4})
+    page.wait_for_timeout(1500)
+    assert displayed() == {(block.id, TRACKED): 4}
+
+
+def test_single_page_navigation_counts_new_content_once(page, pages, shop, factory):
+    account, site, block = shop
+    factory.rule(account, blocks=[block], address=TRACKED)
+    page.goto(f"{pages.url}/spa/home")
+    expect(page.locator("#view")).to_have_text(f"Home. Mail {TRACKED}")
+    assert eventually(lambda: displayed() == {(block.id, TRACKED): 1})
+    page.evaluate("go('/spa/prices')")
+    expect(page.locator("#page-prices a")).to_have_attribute("href", f"mailto:{TRACKED}")
+    eventually(lambda: visits()[0].page_views == 2)
+    # The link's text and href, once: not again from the cached answer nor from the fresh one.
+    assert eventually(lambda: displayed() == {(block.id, TRACKED): 3})
+    page.wait_for_timeout(1500)
+    assert displayed() == {(block.id, TRACKED): 3}
+
+
+def test_copying_respects_address_boundaries_and_what_the_visitor_edits(page, pages, shop, factory):
+    account, site, block = shop
+    factory.rule(account, blocks=[block], address=TRACKED)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=pages.url)
+    page.goto(f"{pages.url}/copy.html")
+    expect(page.locator("#swapped")).to_have_text(f"Or {TRACKED}")
+    expect(page.locator("#longer")).to_have_text("Our shop abroad: info@shop.example.au")
+    for selector, text in [("#longer", "Our shop abroad: info@shop.example.au"), ("#area", ORIGINAL),
+                           ("#field", ORIGINAL), ("#editor", f"Draft to {ORIGINAL}")]:
+        page.evaluate("navigator.clipboard.writeText('')")
+        page.locator(selector).select_text()
+        page.keyboard.press("Control+C")
+        assert page.evaluate("navigator.clipboard.readText()") == text, selector
+    page.locator("#split").select_text()
+    page.keyboard.press("Control+C")
+    assert page.evaluate("navigator.clipboard.readText()") == f"Write to {TRACKED}, we answer fast."
 
 
 # --- Page views and visits -------------------------------------------------------------------

@@ -15,11 +15,13 @@
   if (!key || w.emailTracker) return;
   var api = script.src.replace(/\/static\/js\/tracker\.js.*$/, '/api/v1/');
   var VISIT_GAP = 18e5; // 30 minutes without activity start a new visit
-  var SKIP = /^(SCRIPT|STYLE|TEXTAREA|OPTION|NOSCRIPT|TEMPLATE)$/;
+  var SKIP = /^(SCRIPT|STYLE|TEXTAREA|INPUT|OPTION|NOSCRIPT)$/;
+  var ATTRS = ['href', 'title', 'aria-label'];
   var UTM = /[?&]utm_[a-z]+=[^&#]*/g;
   var blocks = [];
   var shown = {}; // "block id address" -> times swapped, not yet reported
   var was = {}; // block id -> the address shown before, replaced when a fresh answer differs
+  var all = {}; // every original address -> its tracked one, for copies
   var reportTimer, last, observer;
 
   function warn(e) {
@@ -29,7 +31,7 @@
   function cookie(name) {
     try {
       var m = d.cookie.match('(?:^|; )' + name + '=([^;]*)');
-      return m ? decodeURIComponent(m[1]) : '';
+      return m ? dec(m[1]) : '';
     } catch (e) { return ''; } // sandboxed documents throw on document.cookie
   }
 
@@ -53,35 +55,49 @@
 
   function esc(s) { return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); }
 
+  function dec(s) {
+    try { return decodeURIComponent(s); } catch (e) { return s; } // a malformed escape stays as it is
+  }
+
   // Nodes whose text the visitor edits or never sees as text.
   function bad(n) { return !n || SKIP.test(n.nodeName) || n.isContentEditable; }
 
-  // Replace the addresses of `map` (lowercase original -> tracked) in text and mailto links under roots.
-  function swap(roots, map, block) {
-    var keys = [], k, n = 0, node, walker, list = [], i, r, href, at, v, re;
+  // s with the whole addresses of `map` (lowercase original -> tracked) replaced.
+  function sub(s, map) {
+    var keys = [], k;
     for (k in map) if (k && k !== map[k].toLowerCase()) keys.push(esc(k));
-    if (!keys.length) return 0;
-    re = new RegExp('(^|[^\\w.+-])(' + keys.join('|') + ')(?![\\w-]|\\.[\\w-])', 'gi');
+    return keys.length ? s.replace(new RegExp('(^|[^\\w.+-])(' + keys.join('|') + ')(?![\\w-]|\\.[\\w-])', 'gi'),
+      function (all, pre, addr) { return pre + map[addr.toLowerCase()]; }) : s;
+  }
+
+  // Swap the addresses of `map` in text, mailto links, title and aria-label under roots, except
+  // under `cover` (what element blocks select). Counts each text node and link changed.
+  function swap(roots, map, block, cover) {
+    var n = 0, node, walker, list = [], i, j, r, v, at;
     for (r = 0; r < roots.length; r++) {
       // The root itself may be a text node (late text) or a link (a changed href).
       list.push(roots[r]);
-      walker = d.createTreeWalker(roots[r], 4, null, false);
+      walker = d.createTreeWalker(roots[r], 4);
       while ((node = walker.nextNode())) list.push(node);
-      if (roots[r].querySelectorAll) list.push.apply(list, roots[r].querySelectorAll('a'));
+      if (roots[r].querySelectorAll) list.push.apply(list, roots[r].querySelectorAll('a,[title],[aria-label]'));
     }
     for (i = 0; i < list.length; i++) {
       node = list[i];
-      if (node.nodeType === 3) {
-        if (bad(node.parentNode)) continue;
-        v = node.data.replace(re, function (all, pre, addr) { n++; return pre + map[addr.toLowerCase()]; });
-        if (v !== node.data) node.data = v;
-      } else if (node.getAttribute && /^mailto:/i.test(href = node.getAttribute('href')) && !bad(node)) {
-        at = href.slice(7).split('?');
-        k = map[decodeURIComponent(at[0]).toLowerCase()];
-        if (k) {
-          at[0] = 'mailto:' + k; // the ?subject= and other parameters stay
-          node.setAttribute('href', at.join('?'));
+      r = node.nodeType === 3 ? node.parentNode : node;
+      if (bad(r) || !r.closest || cover && r.closest(cover)) continue;
+      if (r !== node) {
+        if ((v = sub(node.data, map)) !== node.data) {
+          node.data = v;
           n++;
+        }
+      } else for (j = 0; j < 3; j++) {
+        // mailto:a@x,b@y?subject=... (spaces, capitals, escapes) before the parameters; the attributes whole.
+        v = node.getAttribute(ATTRS[j]) || '';
+        at = j ? [v] : /^\s*mailto:/i.test(v) ? v.split('?') : [''];
+        if (!j) v = dec(at[0]);
+        if ((at[0] = sub(v, map)) !== v) {
+          node.setAttribute(ATTRS[j], at.join('?'));
+          j || n++;
         }
       }
     }
@@ -95,18 +111,20 @@
     reportTimer = reportTimer || setTimeout(report, 1000);
   }
 
-  // Swap every block: "find in code" blocks under roots, element blocks wherever their selector finds them.
+  // Swap every block: "find in code" blocks under roots but outside what element blocks select,
+  // element blocks wherever their selector finds them.
   function apply(roots) {
-    var i, j, b, f, map, els, t;
+    var i, j, b, f, map, els, t, cover = [];
+    for (i = 0; i < blocks.length; i++) blocks[i].q && cover.push(blocks[i].q);
     for (i = 0; i < blocks.length; i++) {
       b = blocks[i];
       f = b.f || [];
       map = {};
-      for (j = 0; j < f.length; j++) map[f[j].toLowerCase()] = b.t;
+      for (j = 0; j < f.length; j++) map[t = f[j].toLowerCase()] = all[t] = b.t;
       if (was[b.i]) map[was[b.i]] = b.t;
       was[b.i] = b.t.toLowerCase();
       try {
-        if (!b.q) swap(roots, map, b);
+        if (!b.q) swap(roots, map, b, cover.join());
         else {
           els = d.querySelectorAll(b.q);
           for (j = 0; j < els.length; j++) {
@@ -181,19 +199,15 @@
       }
       apply(roots);
     });
-    observer.observe(d.documentElement, {childList: true, subtree: true, characterData: true, attributeFilter: ['href']});
+    observer.observe(d.documentElement, {childList: true, subtree: true, characterData: true, attributeFilter: ATTRS});
   } catch (e) { warn(e); }
 
+  // A copied original address becomes the tracked one, except from what the visitor edits.
   d.addEventListener('copy', function (e) {
     try {
-      var text = String(w.getSelection()), i, j, out = text;
-      for (i = 0; i < blocks.length; i++) {
-        for (j = 0; j < (blocks[i].f || []).length; j++) {
-          out = out.replace(new RegExp(esc(blocks[i].f[j]), 'gi'), blocks[i].t);
-        }
-      }
-      if (out !== text) {
-        e.clipboardData.setData('text/plain', out);
+      var text = String(w.getSelection()), out = sub(text, all);
+      if (out !== text && !bad(e.target)) {
+        e.clipboardData.setData('text', out);
         e.preventDefault();
       }
     } catch (x) { warn(x); }
