@@ -246,3 +246,50 @@ def test_no_stored_text_has_nul_or_c1_controls(value):
     for text in (parsed.from_name, parsed.subject, parsed.message_id or "",
                  parsed.from_address or "", *parsed.recipients):
         assert not any(c == "\x00" or "\x80" <= c <= "\x9f" for c in text), text
+
+
+def test_in_reply_to_and_references():
+    headers = parse_headers(
+        b"Message-ID: <reply@client.example>\r\n"
+        b"In-Reply-To: <answer@shop.example>\r\n"
+        b"References: <first@client.example>\r\n"
+        b"\t<answer@shop.example>\r\n\r\n"
+    )
+    assert headers.in_reply_to == "answer@shop.example"
+    assert headers.references == ["first@client.example", "answer@shop.example"]
+    assert parse_headers(b"Subject: x\r\n\r\n").in_reply_to is None
+    assert parse_headers(b"Subject: x\r\n\r\n").references == []
+
+
+@pytest.mark.parametrize("value, expected", [
+    # Free text some clients write around the id, or instead of it.
+    (b"Ivan's message of Mon, 1 Jan <id1@x> (sent)", "id1@x"),
+    (b"Mon, 1 Jan 2024 10:00 +0300", None),
+    (b"<>", None),
+    (b"<with space@x> <ok@x>", "ok@x"),
+    (b"<" + b"a" * 501 + b"@x>", None),
+    (b"<" + b"a" * 498 + b"@x>", "a" * 498 + "@x"),
+    (b"<ctl\x07@x>", "ctl@x"),
+    (b"=?utf-8?b?PGlkQHg+?=", None),
+    (b"<\xd0\xb8\xd0\xb4@x>", "\u0438\u0434@x"),
+])
+def test_hostile_in_reply_to(value, expected):
+    headers = parse_headers(b"In-Reply-To: " + value + b"\r\n\r\n")
+    assert headers.in_reply_to == expected
+    if expected:
+        assert not any(ord(ch) < 32 or 0x7f <= ord(ch) <= 0x9f for ch in expected)
+
+
+def test_references_are_bounded_and_keep_the_nearest_ids():
+    ids = b" ".join(b"<r%d@x>" % n for n in range(5000))
+    headers = parse_headers(b"References: " + ids + b" <r1@x>\r\n\r\n")
+    assert len(headers.references) == 20
+    # The last ids, nearest the message, without repeats.
+    assert headers.references[-1] == "r4999@x"
+    assert headers.references[0] == "r4980@x"
+    long_id = b"<" + b"z" * 600 + b"@x>"
+    odd = parse_headers(b"References: " + long_id + b" junk <a b@x> <c\x00d@x>\r\n"
+                        b"References: <second@x>\r\n\r\n")
+    assert all(len(i) <= 500 for i in odd.references)
+    assert odd.references == ["cd@x", "second@x"]
+    assert all(not any(ord(ch) < 32 for ch in i) for i in odd.references)

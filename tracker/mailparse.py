@@ -14,6 +14,7 @@ from tracker.addresses import canonical_address
 # The header fields a sync fetches with BODY.PEEK[HEADER.FIELDS (...)].
 FETCHED_FIELDS = (
     "MESSAGE-ID", "DATE", "FROM", "TO", "CC", "DELIVERED-TO", "X-ORIGINAL-TO", "SUBJECT",
+    "IN-REPLY-TO", "REFERENCES",
 )
 RECIPIENT_FIELDS = ("Delivered-To", "X-Original-To", "To", "Cc")
 
@@ -21,6 +22,8 @@ MAX_SUBJECT = 1000
 MAX_NAME = 200
 MAX_MESSAGE_ID = 500
 MAX_RECIPIENTS = 100
+# Thread headers: the References ids kept (the last ones, nearest the message).
+MAX_REFERENCES = 20
 # Header values beyond this are cut before parsing: a 1 MB To: line is an attack, not mail.
 MAX_HEADER = 64 * 1024
 
@@ -48,6 +51,10 @@ class ParsedHeaders:
     # Every recipient with the header it came from: [[header, address], ...], in header order.
     recipient_fields: list[list[str]] = field(default_factory=list)
     fingerprint: str = ""  # Message-ID, else a digest of Date, From, To and Subject
+    # The thread: the Message-ID this one answers, and the ids of the References header
+    # (oldest first, at most MAX_REFERENCES, each at most MAX_MESSAGE_ID characters).
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
 
     @property
     def recipient(self):
@@ -153,6 +160,20 @@ def _message_id(values):
         if text:
             return text.strip("<>")[:MAX_MESSAGE_ID] or None
     return None
+
+
+def _thread_ids(values):
+    """The `<id>` tokens of In-Reply-To or References values, in order, without repeats.
+
+    Only bracketed ids without spaces or control characters count: free text (some
+    clients put a name or a date in In-Reply-To) is no message id.
+    """
+    found = {}  # a dict keeps the order and finds repeats in constant time
+    for value in values:
+        for match in _MESSAGE_ID.finditer(_raw_text(value)):
+            if len(match.group(1)) <= MAX_MESSAGE_ID:
+                found[match.group(1)] = None
+    return list(found)
 
 
 # The two shapes nearly every address header has: `addr` and `Name <addr>` (name
@@ -274,6 +295,10 @@ def parse_headers(raw):
             if address not in seen and len(seen) < MAX_RECIPIENTS:
                 seen.append(address)
     headers.recipients = seen
+    replied = _thread_ids(values("In-Reply-To"))
+    headers.in_reply_to = replied[0] if replied else None
+    # The last ids are the nearest ancestors: those are kept when there are too many.
+    headers.references = _thread_ids(values("References"))[-MAX_REFERENCES:]
     headers.recipient_fields = by_field
     headers.fingerprint = headers.message_id or digest(
         [first("Date"), first("From"), first("To"), first("Subject")]

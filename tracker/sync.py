@@ -465,6 +465,8 @@ def _row(mailbox, folder_name, uidvalidity, uid, at, item, now):
         "recipient": headers.recipient,
         "subject": headers.subject,
         "size": size if isinstance(size, int) else None,
+        "in_reply_to": headers.in_reply_to,
+        "reference_ids": headers.references or None,
         "counted": True,
         "created_at": now,
     }

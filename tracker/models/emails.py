@@ -50,6 +50,9 @@ class Email(AccountOwned, db.Model):
         Index("ix_email_account_channel_time", "account_id", "channel", "internaldate"),
         Index("ix_email_account_utm_source_time", "account_id", "utm_source", "internaldate"),
         Index("ix_email_site_time", "site_id", "internaldate"),
+        # Threads (a reply's parent by Message-ID) and the count-once safety net (the
+        # same Message-ID and INTERNALDATE stored twice in an account).
+        Index("ix_email_account_message_id", "account_id", "message_id", "internaldate"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -105,6 +108,15 @@ class Email(AccountOwned, db.Model):
     # "lease_ended" (the pool address had been leased to this visit, but the lease had
     # ended when the email arrived). tracker.attribution sets it.
     uncertain: Mapped[str | None] = mapped_column(String(32))
+    # The thread (tracker.mailparse): the Message-ID this email answers (In-Reply-To) and
+    # the References ids, oldest first, at most 20.
+    in_reply_to: Mapped[str | None] = mapped_column(String(500))
+    reference_ids: Mapped[list | None] = mapped_column(JSON)
+    # The earlier stored email of the account whose thread this one continues: it is a
+    # repeat, and without a tracked recipient of its own it took that email's attribution.
+    thread_of: Mapped[int | None] = mapped_column(
+        ForeignKey("email.id", ondelete="SET NULL"), index=True
+    )
 
     @property
     def tracked(self):
