@@ -269,3 +269,112 @@ def test_an_address_of_two_rules_belongs_to_the_first_active_one_by_priority(sho
     static.active = False
     db.session.commit()
     assert attribute(account.id, ["info@shop.example"], T0).rule_id == pool.id
+
+
+def _reply(factory, mailbox, at, parent_ids, recipient="info@shop.example", **fields):
+    in_reply_to, *rest = parent_ids
+    return factory.email(mailbox, at=at, recipient=recipient, in_reply_to=in_reply_to,
+                         reference_ids=rest or None, subject="Re: price", **fields)
+
+
+def test_a_thread_reply_takes_the_earlier_email_s_visit_and_is_a_repeat(shop, factory):
+    from tracker.attribution import on_emails_stored
+
+    account, site, block = shop
+    rule = factory.rule(account, blocks=[block], mode="subaddress",
+                        base_address="info@shop.example")
+    v = visit(account, site, 21, utm_source="yandex", utm_medium="cpc", channel="paid")
+    assign(account, site, v, rule, "info+tok21@shop.example", "subaddress", token="tok21")
+    mailbox = factory.mailbox(account, credential=factory.credential(
+        account, login="info@shop.example"), repeat_period_seconds=0)
+    first = factory.email(mailbox, at=T0, recipient="info+tok21@shop.example",
+                          message_id="first@client.example")
+    on_emails_stored(None, mailbox, [first.id])
+    db.session.commit()
+    # Days later, "Re:" to the plain address, naming the first email in References only.
+    reply = _reply(factory, mailbox, T0 + timedelta(days=3),
+                   ["answer@shop.example", "first@client.example", "answer@shop.example"])
+    on_emails_stored(None, mailbox, [reply.id])
+    db.session.commit()
+    db.session.refresh(reply)
+    db.session.refresh(first)
+    assert (reply.visit_id, reply.rule_id, reply.attribution) == (v.id, rule.id, "subaddress")
+    assert (reply.channel, reply.utm_source, reply.site_id) == ("paid", "yandex", site.id)
+    assert reply.tracked_address == "info+tok21@shop.example"
+    assert reply.thread_of == first.id
+    # A zero period counts everything, except a reply in a thread.
+    assert first.counted and not reply.counted
+
+
+def test_the_earlier_email_may_be_in_the_same_batch_and_chains_follow(shop, factory):
+    from tracker.attribution import attribute_emails
+
+    account, site, block = shop
+    rule = factory.rule(account, blocks=[block], mode="pool", pool=["p9@shop.example"])
+    v = visit(account, site, 22, channel="organic")
+    assign(account, site, v, rule, "p9@shop.example", "pool", at=T0,
+           expires=T0 + timedelta(hours=1))
+    mailbox = factory.mailbox(account)
+    first = factory.email(mailbox, at=T0 + timedelta(minutes=5), recipient="p9@shop.example",
+                          message_id="a@client")
+    # The same second as the first, stored after it; then a reply to the reply.
+    reply = _reply(factory, mailbox, T0 + timedelta(minutes=5), ["a@client"], message_id="b@c")
+    again = _reply(factory, mailbox, T0 + timedelta(days=20), ["b@c"], message_id="c@c")
+    attribute_emails([again.id, reply.id, first.id])
+    db.session.commit()
+    for row in (first, reply, again):
+        db.session.refresh(row)
+    assert (reply.visit_id, reply.thread_of) == (v.id, first.id)
+    # 20 days later the pool lease is long over, but the thread still names the visit.
+    assert (again.visit_id, again.thread_of, again.uncertain) == (v.id, reply.id, None)
+    assert [first.counted, reply.counted, again.counted] == [True, False, False]
+
+
+def test_a_reply_with_its_own_tracked_recipient_keeps_its_own_source(shop, factory):
+    from tracker.attribution import attribute_emails
+
+    account, site, block = shop
+    info = factory.rule(account, blocks=[block], address="info@shop.example")
+    ads = factory.rule(account, blocks=[block], address="ads@shop.example")
+    mailbox = factory.mailbox(account, credential=factory.credential(
+        account, login="info@shop.example"))
+    first = factory.email(mailbox, at=T0, recipient="ads@shop.example", message_id="m1@c")
+    attribute_emails([first.id], mailbox_address="info@shop.example")
+    # To the mailbox's own address, which is a static rule's too: the thread decides.
+    plain = _reply(factory, mailbox, T0 + timedelta(days=2), ["m1@c"])
+    # To another tracked address: its own evidence wins; it is still a thread reply.
+    own = _reply(factory, mailbox, T0 + timedelta(days=2), ["m1@c"], recipient="ads@shop.example",
+                 sender="other@example.org")
+    # Not in any stored thread: the own address decides, as before.
+    lone = _reply(factory, mailbox, T0 + timedelta(days=2), ["unknown@c"],
+                  sender="third@example.org")
+    attribute_emails([plain.id, own.id, lone.id], mailbox_address="info@shop.example")
+    db.session.commit()
+    for row in (plain, own, lone):
+        db.session.refresh(row)
+    assert (plain.rule_id, plain.thread_of, plain.counted) == (ads.id, first.id, False)
+    assert (own.rule_id, own.thread_of, own.counted) == (ads.id, first.id, False)
+    assert (lone.rule_id, lone.thread_of, lone.counted) == (info.id, None, True)
+
+
+def test_threads_stay_within_the_account_and_never_reach_back_to_later_mail(shop, factory):
+    from tracker.attribution import attribute_emails
+
+    account, site, block = shop
+    factory.rule(account, blocks=[block], address="ads@shop.example")
+    other = factory.account()
+    theirs = factory.email(factory.mailbox(other), at=T0, recipient="ads@shop.example",
+                           message_id="shared@c")
+    mailbox = factory.mailbox(account)
+    # A reply naming a message stored later (its own time is earlier) is no thread reply.
+    early = _reply(factory, mailbox, T0, ["later@c"])
+    later = factory.email(mailbox, at=T0 + timedelta(hours=1), recipient="ads@shop.example",
+                          message_id="later@c")
+    reply = _reply(factory, mailbox, T0 + timedelta(hours=2), ["shared@c"],
+                   sender="x@example.org")
+    attribute_emails([early.id, later.id, reply.id])
+    db.session.commit()
+    for row in (early, reply, theirs):
+        db.session.refresh(row)
+    assert (early.thread_of, early.rule_id) == (None, None)
+    assert (reply.thread_of, reply.rule_id, reply.counted) == (None, None, True)

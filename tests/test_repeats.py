@@ -109,3 +109,70 @@ def test_late_arriving_older_email_recounts_its_pair():
     assert counted_keys(synced_first, DAY) == {2}
     late = Item(1, "s@x", "r@y", at)
     assert counted_keys([*synced_first, late], DAY) == {1, 3}
+
+
+def test_a_thread_reply_never_counts_and_the_period_is_not_measured_from_it():
+    at = datetime(2024, 1, 1, 9, 0)
+    items = [Item(1, "s@x", "r@y", at),
+             Item(2, "s@x", "r@y", at + 2 * DAY, thread_reply=True),
+             Item(3, "s@x", "r@y", at + 2 * DAY + timedelta(hours=1)),
+             Item(4, None, "r@y", at, thread_reply=True)]
+    # 2 would count by the period, but it continues a thread; 3 then counts.
+    assert counted_keys(items, DAY) == {1, 3}
+    assert counted_keys(list(reversed(items)), 0) == {1, 3}
+
+
+def copy(key, at, mailbox, folder, uid, sender="s@x", message_id="<m@x>"):
+    return Item(key, sender, "r@y", at, tiebreak=f"{message_id}\0{folder}\0{uid}",
+                copy_key=(message_id, at), copy_order=(mailbox, folder, uid))
+
+
+def test_the_same_message_twice_counts_once_whatever_the_order():
+    at = datetime(2024, 1, 1, 9, 0)
+    # The same message in two folders of one mailbox, with a zero period.
+    inbox, archive = copy(1, at, 1, "INBOX", 7), copy(2, at, 1, "Archive", 3)
+    assert counted_keys([inbox, archive], 0) == {2}
+    assert counted_keys([archive, inbox], 0) == {2}
+    # A message without a Message-ID is never taken for a copy.
+    plain = [Item(n, "s@x", "r@y", at) for n in (5, 6)]
+    assert counted_keys(plain, 0) == {5, 6}
+    # Another INTERNALDATE: another delivery of the message, not a copy.
+    again = copy(3, at + timedelta(seconds=1), 1, "INBOX", 8)
+    assert counted_keys([inbox, again], 0) == {1, 3}
+    # Copies without a sender (which always count otherwise) count once too.
+    assert counted_keys([copy(8, at, 2, "INBOX", 1, sender=None),
+                         copy(9, at, 1, "INBOX", 9, sender=None)], DAY) == {9}
+
+
+def test_a_copy_in_another_mailbox_makes_this_one_a_repeat():
+    at = datetime(2024, 1, 1, 9, 0)
+    second = copy(2, at, 2, "INBOX", 1)  # the same inbox connected again as mailbox 2
+    first = copy(1, at, 1, "INBOX", 40)
+    assert counted_keys([second], DAY, elsewhere=[first]) == set()
+    # The first copy counts; the later one elsewhere changes nothing and is never returned.
+    assert counted_keys([first], DAY, elsewhere=[second]) == {1}
+    # Not counted itself, the copy is no email the period is measured from.
+    later = Item(3, "s@x", "r@y", at + timedelta(hours=1))
+    assert counted_keys([second, later], DAY, elsewhere=[first]) == {3}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["<a@x>", "<b@x>", None]), st.integers(0, 2),
+                          st.integers(1, 2), st.sampled_from(["INBOX", "Sent"]),
+                          st.booleans()), max_size=12),
+       st.integers(min_value=0, max_value=120), st.randoms())
+def test_copies_and_threads_count_at_most_once_in_any_order(rows, minutes, rnd):
+    base = datetime(2024, 1, 1)
+    items = [Item(n, "s@x", "r@y", base + timedelta(minutes=m), tiebreak=f"{mid}\0{f}\0{n}",
+                  thread_reply=reply,
+                  copy_key=(mid, base + timedelta(minutes=m)) if mid else None,
+                  copy_order=(box, f, n))
+             for n, (mid, m, box, f, reply) in enumerate(rows)]
+    period = timedelta(minutes=minutes)
+    counted = counted_keys(items, period)
+    shuffled = items[:]
+    rnd.shuffle(shuffled)
+    assert counted_keys(shuffled, period) == counted
+    assert not any(item.thread_reply for item in items if item.key in counted)
+    keys = [item.copy_key for item in items if item.key in counted and item.copy_key]
+    assert len(keys) == len(set(keys))

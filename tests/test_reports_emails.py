@@ -296,3 +296,64 @@ def test_detail_reads_the_stored_uncertain_mark(logged_in, factory, user):
     html = logged_in.get(f"/emails/{email.id}").get_data(as_text=True)
     assert ">uncertain</span>" in html and "Attribution marked uncertain" in html
     assert "this visit's lease had ended. It is the last visit" in html
+
+
+def test_detail_says_a_thread_reply_is_a_repeat_and_where_its_source_comes_from(
+        logged_in, factory, user):
+    from tracker.attribution import attribute_emails
+
+    account = user.account
+    site = factory.site(account)
+    rule = factory.rule(account, name="Tokens", mode="subaddress",
+                        base_address="info@shop.example")
+    visit = factory.visit(site, at=utcnow() - timedelta(days=3), utm_source="google",
+                          channel="paid")
+    factory.assignment(visit, rule, "info+t1@shop.example", kind="subaddress",
+                       at=visit.started_at, token="t1")
+    box = factory.mailbox(account)
+    first = factory.email(box, at=visit.started_at + timedelta(hours=1), sender="c@x.example",
+                          recipient="info+t1@shop.example", message_id="first@x.example",
+                          subject="<b>Price</b>")
+    reply = factory.email(box, at=utcnow() - timedelta(hours=1), sender="c@x.example",
+                          recipient="info@shop.example", in_reply_to="first@x.example",
+                          subject="Re: price")
+    attribute_emails([first.id, reply.id])
+    db.session.commit()
+    db.session.refresh(reply)
+    assert (reply.thread_of, reply.visit_id, reply.counted) == (first.id, visit.id, False)
+    html = logged_in.get(f"/emails/{reply.id}").get_data(as_text=True)
+    assert "This is a reply in the thread of" in html
+    assert "so it is a repeat, not a new request" in html
+    assert "it is a reply in the thread of" in html and "takes that email's source" in html
+    assert html.count(f'href="/emails/{first.id}"') >= 2
+    assert "&lt;b&gt;Price&lt;/b&gt;" in html and "<b>Price</b>" not in html
+    assert f"/visits/{visit.id}" in html
+    # The first email's page says nothing of threads.
+    html = logged_in.get(f"/emails/{first.id}").get_data(as_text=True)
+    assert "reply in the thread" not in html
+    # The same page in Russian.
+    user.locale = "ru"
+    db.session.commit()
+    html = logged_in.get(f"/emails/{reply.id}").get_data(as_text=True)
+    assert "Это ответ в переписке по обращению" in html
+
+
+def test_detail_says_a_second_copy_of_a_message_counts_once(logged_in, factory, user):
+    from tracker.counting import recount_pairs
+
+    account = user.account
+    one, two = factory.mailbox(account), factory.mailbox(account)
+    at = utcnow() - timedelta(hours=2)
+    pair = [("c@x.example", "info@shop.example")]
+    second = factory.email(two, at=at, sender="c@x.example", message_id="same@x.example")
+    recount_pairs(two.id, two.repeat_period_seconds, pair)
+    first = factory.email(one, at=at, sender="c@x.example", message_id="same@x.example")
+    recount_pairs(one.id, one.repeat_period_seconds, pair)
+    db.session.commit()
+    db.session.refresh(second)
+    assert (first.counted, second.counted) == (True, False)
+    html = logged_in.get(f"/emails/{second.id}").get_data(as_text=True)
+    assert "it counts only once, so this copy is a repeat" in html
+    assert f'href="/emails/{first.id}"' in html
+    html = logged_in.get(f"/emails/{first.id}").get_data(as_text=True)
+    assert "this copy is a repeat" not in html

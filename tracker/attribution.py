@@ -6,6 +6,7 @@ from itertools import chain
 
 from sqlalchemy import bindparam, or_, select, update
 
+from tracker import counting
 from tracker.addresses import canonical_address
 from tracker.channels import derive_channel
 from tracker.extensions import db
@@ -269,6 +270,74 @@ _SET_ATTRIBUTION = update(_EMAILS).where(_EMAILS.c.id == bindparam("email_id")).
     site_id=bindparam("site_id"), uncertain=bindparam("uncertain"))
 
 
+_SET_THREAD = update(_EMAILS).where(_EMAILS.c.id == bindparam("email_id")).values(
+    thread_of=bindparam("thread_of"))
+# What a thread reply copies from the email it answers.
+_COPIED = ("rule_id", "visit_id", "tracked_address", "kind", "source", "channel", "utm_source",
+           "site_id", "uncertain")
+MESSAGE_IDS_PER_QUERY = 500
+
+
+def _update(email_id, result):
+    return {"email_id": email_id, "rule_id": result.rule_id, "visit_id": result.visit_id,
+            "tracked_address": result.address, "kind": result.kind,
+            "source": result.source or None,
+            "channel": result.source.get("channel") or None,
+            "utm_source": (result.source.get("utm_source") or "")[:200] or None,
+            "site_id": result.site_id, "uncertain": result.uncertain}
+
+
+def thread_ids(in_reply_to, references):
+    """The Message-IDs an email's thread headers name, the nearest first."""
+    ids = [in_reply_to] if in_reply_to else []
+    ids += reversed(references or [])
+    return list(dict.fromkeys(i for i in ids if isinstance(i, str) and i))
+
+
+def _thread_candidates(account_id, message_ids):
+    """Stored emails of the account with these Message-IDs, by Message-ID."""
+    message_ids = sorted(set(message_ids))
+    found = {}
+    for start in range(0, len(message_ids), MESSAGE_IDS_PER_QUERY):
+        for row in db.session.execute(
+            select(_EMAILS.c.id, _EMAILS.c.message_id, _EMAILS.c.internaldate,
+                   _EMAILS.c.mailbox_id, _EMAILS.c.folder, _EMAILS.c.uid,
+                   _EMAILS.c.rule_id, _EMAILS.c.visit_id, _EMAILS.c.tracked_address,
+                   _EMAILS.c.attribution.label("kind"), _EMAILS.c.source, _EMAILS.c.channel,
+                   _EMAILS.c.utm_source, _EMAILS.c.site_id, _EMAILS.c.uncertain)
+            .where(_EMAILS.c.account_id == account_id,
+                   _EMAILS.c.message_id.in_(message_ids[start:start + MESSAGE_IDS_PER_QUERY]))
+        ):
+            found.setdefault(row.message_id, []).append(row)
+    for rows in found.values():
+        rows.sort(key=lambda r: (r.internaldate, r.mailbox_id, r.folder, r.uid))
+    return found
+
+
+def _thread_parent(email, candidates, attributed):
+    """(parent id, its attribution fields or None) of the email's thread, or None.
+
+    The parent is a stored email that arrived before this one (or at the same second
+    and was stored first) whose Message-ID the email's In-Reply-To or References
+    names: the nearest tracked one, else the nearest one.
+    """
+    first = None
+    for message_id in thread_ids(email.in_reply_to, email.reference_ids):
+        if message_id == email.message_id:
+            continue
+        for row in candidates.get(message_id, ()):
+            if row.id == email.id or (row.internaldate, row.id) >= (email.internaldate, email.id):
+                continue
+            fields = attributed.get(row.id)
+            if fields is None and (row.rule_id is not None or row.kind is not None):
+                fields = {name: getattr(row, name) for name in _COPIED}
+            if fields is not None and fields.get("tracked_address") is not None:
+                return row.id, fields
+            if first is None:
+                first = (row.id, None)
+    return first
+
+
 def attribute_emails(email_ids, mailbox_address=None):
     """Attribute freshly stored emails (called inside the sync's batch transaction).
 
@@ -276,10 +345,17 @@ def attribute_emails(email_ids, mailbox_address=None):
     which decides only when no other recipient is tracked; looked up per mailbox
     when None. Only emails to a tracked address are updated: the others keep their
     empty fields.
+
+    Threads: an email whose In-Reply-To or References names an earlier stored email
+    of the account (this batch included) continues its thread: `thread_of` points at
+    that email and the email is a repeat (its pair is recounted here). Without a
+    tracked recipient of its own (a reply to the mailbox's plain address) it takes
+    that email's attribution, which comes before the mailbox's own address.
     """
     rows = db.session.execute(
         select(_EMAILS.c.id, _EMAILS.c.account_id, _EMAILS.c.mailbox_id, _EMAILS.c.recipients,
-               _EMAILS.c.internaldate)
+               _EMAILS.c.internaldate, _EMAILS.c.message_id, _EMAILS.c.in_reply_to,
+               _EMAILS.c.reference_ids, _EMAILS.c.from_address, _EMAILS.c.recipient)
         .where(_EMAILS.c.id.in_(email_ids))
     ).all()
     if mailbox_address is None:
@@ -294,23 +370,49 @@ def attribute_emails(email_ids, mailbox_address=None):
     by_account = {}
     for row in rows:
         by_account.setdefault(row.account_id, []).append(row)
-    updates = []
+    updates, threads = [], []
     for account_id, emails in by_account.items():
         recipients = {email.id: _canonical(email.recipients) for email in emails}
         lookup = Lookup(account_id, chain.from_iterable(recipients.values()))
-        for email in emails:
+        candidates = _thread_candidates(account_id, chain.from_iterable(
+            thread_ids(e.in_reply_to, e.reference_ids) for e in emails))
+        attributed = {}  # email id -> the attribution fields it gets in this batch
+        # Oldest first: a parent in this batch is attributed before its replies.
+        for email in sorted(emails, key=lambda e: (e.internaldate, e.id)):
+            own_address = own.get(email.mailbox_id)
             result = _attribute(recipients[email.id], email.internaldate, ATTRIBUTION_WINDOW,
-                                lookup, own.get(email.mailbox_id))
-            if result.address is not None:
-                updates.append({"email_id": email.id, "rule_id": result.rule_id,
-                                "visit_id": result.visit_id, "tracked_address": result.address,
-                                "kind": result.kind, "source": result.source or None,
-                                "channel": result.source.get("channel") or None,
-                                "utm_source": (result.source.get("utm_source") or "")[:200]
-                                or None,
-                                "site_id": result.site_id, "uncertain": result.uncertain})
+                                lookup, own_address)
+            fields = _update(email.id, result) if result.address is not None else None
+            parent = _thread_parent(email, candidates, attributed) if candidates else None
+            if parent is not None:
+                parent_id, parent_fields = parent
+                threads.append({"email_id": email.id, "thread_of": parent_id,
+                                "mailbox_id": email.mailbox_id,
+                                "pair": (email.from_address, email.recipient)})
+                by_own = result.address is not None and result.address == own_address
+                if parent_fields is not None and (result.address is None or by_own):
+                    fields = {"email_id": email.id,
+                              **{name: parent_fields[name] for name in _COPIED}}
+            if fields is not None:
+                attributed[email.id] = {name: fields[name] for name in _COPIED}
+                updates.append(fields)
     if updates:
         db.session.execute(_SET_ATTRIBUTION, updates)
+    if threads:
+        db.session.execute(_SET_THREAD, [{"email_id": t["email_id"], "thread_of": t["thread_of"]}
+                                         for t in threads])
+        _recount_threads(threads)
+
+
+def _recount_threads(threads):
+    """A thread reply is a repeat: recount the pairs of the emails that just got thread_of."""
+    pairs = {}
+    for thread in threads:
+        pairs.setdefault(thread["mailbox_id"], set()).add(thread["pair"])
+    for mailbox_id, mailbox_pairs in sorted(pairs.items()):
+        period = db.session.scalar(select(Mailbox.repeat_period_seconds)
+                                   .where(Mailbox.id == mailbox_id))
+        counting.recount_pairs(mailbox_id, period or 0, mailbox_pairs)
 
 
 def on_emails_stored(app, mailbox, email_ids):

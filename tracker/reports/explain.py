@@ -20,13 +20,16 @@ from tracker.models import Assignment, Email, Mailbox, Rule, Visit
 class Counting:
     """Why the email is a new request or a repeat.
 
-    reason: no_sender, no_period, first, period_passed or repeat.
+    reason: no_sender, no_period, first, period_passed, repeat, thread (a reply in
+    the thread of an earlier email) or copy (the same message is stored before).
     """
 
     reason: str
     period: timedelta
     previous: Email | None = None  # the last counted email of the pair before this one
     since: timedelta | None = None  # how long before this email it arrived
+    # thread: the earlier email it answers; copy: the first stored copy of the message.
+    earlier: Email | None = None
 
 
 @dataclass
@@ -48,6 +51,9 @@ class Source:
     pinned: dict = field(default_factory=dict)
     # The mark attribution stored (Email.uncertain), e.g. "lease_ended"; None when none.
     uncertain: str | None = None
+    # A thread reply without a tracked recipient of its own: the earlier email of the
+    # thread whose attribution it took.
+    thread: Email | None = None
 
     @property
     def weak(self):
@@ -87,12 +93,32 @@ def _counting(email):
     )
     since = email.internaldate - previous.internaldate if previous else None
     if not email.counted:
+        parent = _owned(Email, email.thread_of, email.account_id)
+        if parent is not None:
+            return Counting("thread", period, previous, since, earlier=parent)
+        first = _first_copy(email)
+        if first is not None:
+            return Counting("copy", period, previous, since, earlier=first)
         return Counting("repeat", period, previous, since)
     if not period:
         return Counting("no_period", period, previous, since)
     if previous is None:
         return Counting("first", period)
     return Counting("period_passed", period, previous, since)
+
+
+def _first_copy(email):
+    """The account's first copy of this message (same Message-ID and INTERNALDATE) by
+    (mailbox, folder, UID) when it is not this email, else None: tracker.repeats."""
+    if not email.message_id:
+        return None
+    copies = db.session.scalars(
+        select(Email).where(Email.account_id == email.account_id,
+                            Email.message_id == email.message_id,
+                            Email.internaldate == email.internaldate)
+    ).all()
+    first = min(copies, key=lambda e: ((e.mailbox_id, e.folder, e.uid), str(e.id)))
+    return first if first.id != email.id else None
 
 
 def _owned(model, row_id, account_id):
@@ -103,6 +129,14 @@ def _owned(model, row_id, account_id):
 
 
 def _source(email):
+    source = _own_source(email)
+    if email.thread_of is not None and email.attribution is not None \
+            and email.tracked_address not in (email.recipients or []):
+        source.thread = _owned(Email, email.thread_of, email.account_id)
+    return source
+
+
+def _own_source(email):
     if email.attribution is None:
         return Source("untracked")
     rule = _owned(Rule, email.rule_id, email.account_id)
