@@ -261,3 +261,42 @@ def test_tls_to_a_plain_port_is_a_tls_failure(ctx, dovecot, imap_user, opts):
 
 def test_password_stays_out_of_repr(dovecot):
     assert "hunter2" not in repr(ServerParams("h", 993, "ssl", "a@b.c", "hunter2"))
+
+
+def test_a_check_says_which_inbox_it_reached(ctx, dovecot, imap_user, opts):
+    """The checked addresses and INBOX's UIDVALIDITY: the same for both names of one server."""
+    login, password = imap_user
+    by_address = imap.check_connection(params_for(dovecot, login, password), **opts)
+    by_name = imap.check_connection(params_for(dovecot, login, password, host="localhost"),
+                                    **opts)
+    assert by_address.ok and by_name.ok
+    assert by_address.addresses == ("127.0.0.1",)
+    assert "127.0.0.1" in by_name.addresses
+    assert by_address.uidvalidity and by_address.uidvalidity == by_name.uidvalidity
+    # Without INBOX among the folders checked, a STATUS reads it.
+    dovecot.create_folder(login, "Spam")
+    spam_only = imap.check_connection(params_for(dovecot, login, password), ["Spam"], **opts)
+    assert spam_only.ok and spam_only.uidvalidity == by_address.uidvalidity
+    # Another user's INBOX on the same server is another inbox.
+    dovecot.add_user("someone-else-" + login, password)
+    other = imap.check_connection(params_for(dovecot, "someone-else-" + login, password),
+                                  **opts)
+    assert other.ok and other.addresses == by_address.addresses
+    # Nothing of this is kept in the stored parameters of the status message.
+    assert set(by_address.params) == {"host", "port"}
+
+
+def test_a_failed_check_reads_no_identity(ctx, dovecot, imap_user, opts):
+    login, _password = imap_user
+    result = imap.check_connection(params_for(dovecot, login, "wrong"), **opts)
+    assert not result.ok and result.addresses == () and result.uidvalidity is None
+
+
+def test_host_addresses_pass_the_same_guard(ctx):
+    assert imap.host_addresses("127.0.0.1", 993, allow_private=True) == ("127.0.0.1",)
+    assert "127.0.0.1" in imap.host_addresses("localhost", 993, allow_private=True)
+    # Refused by the guard, or not resolving: no address, no error.
+    assert imap.host_addresses("127.0.0.1", 993) == ()
+    assert imap.host_addresses("no-such-host.invalid", 993, allow_private=True, timeout=2) == ()
+    assert imap.address_key("::ffff:192.0.2.1") == "192.0.2.1"
+    assert imap.address_key("fe80::1%eth0") == "fe80::1"

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.test_i18n import english_leftovers
+from tracker import imap
 from tracker.extensions import db
 from tracker.forms.mailboxes import MailboxForm
 from tracker.models import Credential, Mailbox, MailboxFolder
@@ -359,6 +360,154 @@ def test_list_shows_only_own_mailboxes(logged_in, user, factory):
     factory.mailbox(factory.account())
     body = logged_in.get("/mailboxes/").get_data(as_text=True)
     assert "mine@example.com" in body and body.count('<tr id="mailbox-') == 1
+
+
+def other_name(dovecot):
+    """The second name of the Dovecot server: 127.0.0.1 and localhost are one inbox."""
+    return "localhost" if dovecot.host == "127.0.0.1" else "127.0.0.1"
+
+
+def test_the_same_inbox_under_another_host_name_is_refused(logged_in, user, factory, dovecot,
+                                                           imap_user, local_credential):
+    login, password = imap_user
+    assert logged_in.post("/mailboxes/new", data=form_data(local_credential)).status_code == 302
+    [first] = mailboxes_of(user.account_id)
+    second = factory.credential(user.account, login=login.upper(), password=password,
+                                host=other_name(dovecot), port=dovecot.tls_port,
+                                name="Same box again")
+    response = logged_in.post("/mailboxes/new", data=form_data(second))
+    assert response.status_code == 422
+    body = response.get_data(as_text=True)
+    assert (f"Not saved: this is the same inbox as your mailbox {login}, connected already "
+            "under another server name." in body)
+    assert f'href="/mailboxes/{first.id}/edit"' in body and f"Open the mailbox {login}" in body
+    assert mailboxes_of(user.account_id) == [first]
+    # "Save anyway" is no way around it, and with htmx the whole form is replaced.
+    hx = logged_in.post("/mailboxes/new", data=form_data(second, save_anyway="y"),
+                        headers={"HX-Request": "true"})
+    assert hx.status_code == 422 and hx.headers["HX-Retarget"] == "#mailbox-form"
+    assert "same inbox as your mailbox" in hx.get_data(as_text=True)
+    assert mailboxes_of(user.account_id) == [first]
+
+
+def test_a_failed_check_still_finds_the_same_inbox_by_address(logged_in, user, factory, dovecot,
+                                                              imap_user, local_credential):
+    login, _password = imap_user
+    first = factory.mailbox(user.account, local_credential)
+    wrong = factory.credential(user.account, login=login, password="wrong",
+                               host=other_name(dovecot), port=dovecot.tls_port)
+    response = logged_in.post("/mailboxes/new", data=form_data(wrong, save_anyway="y"))
+    assert response.status_code == 422
+    assert "same inbox as your mailbox" in response.get_data(as_text=True)
+    assert mailboxes_of(user.account_id) == [first]
+
+
+def test_the_same_inbox_is_known_by_its_uidvalidity(app, logged_in, user, factory, dovecot,
+                                                    imap_user, local_credential):
+    """A host that no longer resolves (or resolves elsewhere) but read the same INBOX."""
+    login, _password = imap_user
+    check = imap.check_connection(local_credential.server_params(), **imap.options(app.config))
+    old = factory.credential(user.account, login=login, host="old-name.invalid")
+    first = factory.mailbox(user.account, old)
+    response = logged_in.post("/mailboxes/new", data=form_data(local_credential))
+    assert response.status_code == 302  # never synced: nothing says it is the same inbox
+    db.session.delete(db.session.scalar(select(Mailbox).where(
+        Mailbox.credential_id == local_credential.id)))
+    first.folders[0].uidvalidity = check.uidvalidity
+    db.session.commit()
+    refused = logged_in.post("/mailboxes/new", data=form_data(local_credential))
+    assert refused.status_code == 422
+    assert "same inbox as your mailbox" in refused.get_data(as_text=True)
+    assert mailboxes_of(user.account_id) == [first]
+
+
+def test_the_same_inbox_in_another_account_is_refused_without_a_word_about_it(
+        logged_in, user, factory, dovecot, imap_user, local_credential):
+    login, password = imap_user
+    stranger = factory.account()
+    theirs = factory.mailbox(stranger, factory.credential(
+        stranger, login=login, password=password, host=other_name(dovecot),
+        port=dovecot.tls_port, name="Their secret name"))
+    response = logged_in.post("/mailboxes/new", data=form_data(local_credential))
+    assert response.status_code == 422
+    body = response.get_data(as_text=True)
+    assert ("Not saved: this inbox is already connected in another account. One mailbox can "
+            "be connected only once." in body)
+    assert "Their secret name" not in body and f"/mailboxes/{theirs.id}/" not in body
+    assert other_name(dovecot) not in body and "Open the mailbox" not in body
+    assert mailboxes_of(user.account_id) == []
+
+
+def test_other_inboxes_on_the_same_server_are_accepted(logged_in, user, factory, dovecot,
+                                                       imap_user, local_credential):
+    login, password = imap_user
+    dovecot.add_user("colleague-" + login, password)
+    factory.mailbox(user.account, factory.credential(
+        user.account, login="colleague-" + login, password=password,
+        host=other_name(dovecot), port=dovecot.tls_port))
+    assert logged_in.post("/mailboxes/new", data=form_data(local_credential)).status_code == 302
+    assert len(mailboxes_of(user.account_id)) == 2
+
+
+def test_of_two_mailboxes_on_one_inbox_the_first_stays_editable(logged_in, user, factory,
+                                                                dovecot, imap_user,
+                                                                local_credential):
+    login, password = imap_user
+    # Connected twice before the check existed.
+    first = factory.mailbox(user.account, local_credential)
+    second = factory.mailbox(user.account, factory.credential(
+        user.account, login=login, password=password, host=other_name(dovecot),
+        port=dovecot.tls_port))
+    edit_first = logged_in.post(f"/mailboxes/{first.id}/edit", data=form_data(
+        local_credential, repeat_value="2"))
+    assert edit_first.status_code == 302
+    edit_second = logged_in.post(f"/mailboxes/{second.id}/edit", data=form_data(
+        second.credential, repeat_value="2"))
+    assert edit_second.status_code == 422
+    assert f'href="/mailboxes/{first.id}/edit"' in edit_second.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Mailbox, second.id).repeat_period_seconds == 86400
+
+
+def test_an_older_mailbox_cannot_move_onto_a_connected_inbox(logged_in, user, factory, dovecot,
+                                                            imap_user, local_credential):
+    login, password = imap_user
+    dovecot.add_user("colleague-" + login, password)
+    older = factory.mailbox(user.account, factory.credential(
+        user.account, login="colleague-" + login, password=password, host=dovecot.host,
+        port=dovecot.tls_port))
+    newer = factory.mailbox(user.account, local_credential)
+    same = factory.credential(user.account, login=login, password=password,
+                              host=other_name(dovecot), port=dovecot.tls_port)
+    moved = logged_in.post(f"/mailboxes/{older.id}/edit", data=form_data(same))
+    assert moved.status_code == 422
+    assert f'href="/mailboxes/{newer.id}/edit"' in moved.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Mailbox, older.id).credential.login == "colleague-" + login
+
+
+def test_the_same_inbox_refusal_in_russian(logged_in, user, factory, dovecot, imap_user,
+                                           local_credential):
+    login, password = imap_user
+    first = factory.mailbox(user.account, local_credential)
+    second = factory.credential(user.account, login=login, password=password,
+                                host=other_name(dovecot), port=dovecot.tls_port)
+    headers = {"Accept-Language": "ru-RU,ru;q=0.9"}
+    mine = logged_in.post("/mailboxes/new", data=form_data(second), headers=headers)
+    html = mine.get_data(as_text=True)
+    assert mine.status_code == 422 and english_leftovers(html) == []
+    assert f"Не сохранено: это тот же ящик, что и ваш почтовый ящик {login}" in html
+    assert f"Открыть почтовый ящик {login}" in html
+    db.session.delete(first)
+    db.session.delete(local_credential)
+    db.session.commit()
+    stranger = factory.account()
+    factory.mailbox(stranger, factory.credential(stranger, login=login, host=dovecot.host,
+                                                 port=dovecot.tls_port))
+    theirs = logged_in.post("/mailboxes/new", data=form_data(second), headers=headers)
+    html = theirs.get_data(as_text=True)
+    assert theirs.status_code == 422 and english_leftovers(html) == []
+    assert "Не сохранено: этот ящик уже подключён в другом аккаунте." in html
 
 
 ROUTES = [

@@ -463,6 +463,59 @@ def test_warning_for_domains_no_mailbox_receives(logged_in, user, block, factory
     assert logged_in.post("/rules/new", data=static_rule(block)).status_code == 302
 
 
+def test_a_catch_all_domain_whose_emails_are_synced_is_received(logged_in, user, block,
+                                                                 factory):
+    # The mailbox's login is on another domain; the catch-all domain's mail reaches it.
+    mailbox = factory.mailbox(user.account, factory.credential(user.account,
+                                                               login="inbox@mail.example"))
+    rule = factory.rule(user.account, blocks=[block], address="sales@shop.example")
+    warning = "No mailbox of yours receives mail for shop.example"
+    assert warning in logged_in.get(f"/rules/{rule.id}").get_data(as_text=True)
+    assert received_domains(user.account_id, ["sales@shop.example"]) == {"mail.example"}
+    # An email to the domain was synced (to another address of it, attributed or not).
+    factory.email(mailbox, recipient="x7k2@shop.example")
+    assert received_domains(user.account_id, ["sales@shop.example"]) == {
+        "mail.example", "shop.example"}
+    assert warning not in logged_in.get(f"/rules/{rule.id}").get_data(as_text=True)
+    assert warning not in logged_in.get(f"/rules/{rule.id}/edit").get_data(as_text=True)
+
+
+def test_a_tracked_address_counts_as_received_too(user, block, factory):
+    mailbox = factory.mailbox(user.account, factory.credential(user.account,
+                                                               login="inbox@mail.example"))
+    factory.email(mailbox, recipient="inbox@mail.example", tracked_address="t1@promo.example")
+    assert "promo.example" in received_domains(user.account_id, ["a@promo.example"])
+    # Or any of its recipients (a copy to the catch-all domain).
+    copy = factory.email(mailbox, recipient="inbox@mail.example")
+    copy.recipients = ["inbox@mail.example", "k9@catch.example"]
+    db.session.commit()
+    assert "catch.example" in received_domains(user.account_id, ["a@catch.example"])
+    assert "catch.exampl" not in received_domains(user.account_id, ["a@catch.exampl"])
+
+
+def test_received_domains_match_the_whole_domain_only(user, factory):
+    mailbox = factory.mailbox(user.account, factory.credential(user.account,
+                                                               login="inbox@mail.example"))
+    factory.email(mailbox, recipient="a@myshop.example")
+    factory.email(mailbox, recipient="a@shop-example.org")
+    # A wildcard character of LIKE in a domain is taken literally.
+    assert received_domains(user.account_id, ["x@shop.example", "x@shop_example.org"]) == {
+        "mail.example"}
+    # Another account's emails say nothing about this account's mail.
+    stranger = factory.account()
+    other = factory.mailbox(stranger, factory.credential(stranger))
+    factory.email(other, recipient="a@shop.example")
+    assert "shop.example" not in received_domains(user.account_id, ["x@shop.example"])
+
+
+def test_received_domains_of_an_idn_domain(user, factory):
+    mailbox = factory.mailbox(user.account, factory.credential(user.account,
+                                                               login="inbox@mail.example"))
+    factory.email(mailbox, recipient="заявка@магазин.рф")
+    ascii_domain = "xn--80aairftm.xn--p1ai"
+    assert ascii_domain in received_domains(user.account_id, ["продажи@магазин.рф"])
+
+
 RULE_ROUTES = [
     ("GET", "/rules/{id}"),
     ("GET", "/rules/{id}/edit"),

@@ -13,7 +13,8 @@ The host of a mailbox is user input, so every connection here
 
 No Flask views here: the web check and the sync workers both use this module.
 Public: ServerParams, options, connect, session, check_connection, list_folders,
-examine, failure, describe, CheckResult, ImapError, PERMANENT.
+examine, failure, describe, CheckResult, ImapError, PERMANENT, host_addresses,
+address_key.
 """
 
 import ast
@@ -161,6 +162,11 @@ class CheckResult:
     ok: bool
     code: str
     params: dict = field(default_factory=dict)
+    # What the server says about itself, for telling one inbox from another whatever
+    # name it was reached by: the checked addresses the host resolved to (the one
+    # connected to first), and INBOX's UIDVALIDITY (None when it was not read).
+    addresses: tuple = field(default=(), compare=False)
+    uidvalidity: int | None = field(default=None, compare=False)
 
     @property
     def message(self):
@@ -435,6 +441,9 @@ def _login(params, watchdog, *, allow_private, ca_file, allowed_ports, timeout):
     addresses = resolve(params.host, params.port, allow_private=allow_private, timeout=timeout)
     sock = _open_socket(addresses, deadline)
     watchdog.watch(sock)
+    connected = address_key(sock.getpeername()[0])
+    checked = tuple(dict.fromkeys(
+        [connected] + [address_key(sockaddr[0]) for _family, sockaddr in addresses]))
     context = ssl_context(ca_file)
     client = _PinnedClient(
         params.host, params.port, sock, use_ssl=params.security == SSL, context=context,
@@ -447,6 +456,7 @@ def _login(params, watchdog, *, allow_private, ca_file, allowed_ports, timeout):
     except BaseException:
         _close(client)
         raise
+    client.checked_addresses = checked
     return client
 
 
@@ -520,16 +530,71 @@ def examine(client, folder):
 
 def check_connection(params, folders=("INBOX",), *, allow_private=False, ca_file=None,
                      allowed_ports=DEFAULT_PORTS, timeout=DEFAULT_TIMEOUT):
-    """Sign in, examine each folder read-only, log out; all within `timeout` seconds."""
+    """Sign in, examine each folder read-only, log out; all within `timeout` seconds.
+
+    A successful result also carries the addresses connected to and INBOX's
+    UIDVALIDITY (from its EXAMINE, or a STATUS when INBOX is not among `folders`).
+    """
     kwargs = {"allow_private": allow_private, "ca_file": ca_file,
               "allowed_ports": allowed_ports, "timeout": timeout}
+    uidvalidity = None
     try:
         with session(params, deadline=timeout, **kwargs) as client:
             for folder in folders:
-                examine(client, folder)
+                opened = examine(client, folder)
+                if folder.upper() == "INBOX":
+                    uidvalidity = _uidvalidity(opened)
+            if uidvalidity is None:
+                uidvalidity = _inbox_uidvalidity(client)
+            addresses = getattr(client, "checked_addresses", ())
     except Exception as exc:
         return failure(exc, params, timeout=timeout)
-    return CheckResult(True, "ok", {"host": params.host, "port": params.port})
+    return CheckResult(True, "ok", {"host": params.host, "port": params.port},
+                       addresses=addresses, uidvalidity=uidvalidity)
+
+
+def _uidvalidity(response):
+    """The UIDVALIDITY of a SELECT/EXAMINE or STATUS response, or None."""
+    value = (response or {}).get(b"UIDVALIDITY")
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def _inbox_uidvalidity(client):
+    """INBOX's UIDVALIDITY by STATUS, or None when the server will not say."""
+    try:
+        return _uidvalidity(client.folder_status("INBOX", [b"UIDVALIDITY"]))
+    except imap_errors.IMAPClientAbortError:
+        raise
+    except imap_errors.IMAPClientError:
+        return None
+
+
+def address_key(address):
+    """An IP address in one spelling, for comparing (IPv4-mapped IPv6 as IPv4, no zone)."""
+    text = str(address).split("%", 1)[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return text
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
+def host_addresses(host, port, *, allow_private=False, timeout=DEFAULT_TIMEOUT, **_ignored):
+    """The checked addresses a host resolves to (as connect() would use them), or () when
+    it does not resolve or resolves to an address the guard refuses."""
+    try:
+        found = resolve(host, port, allow_private=allow_private, timeout=timeout)
+    except (ImapError, OSError, UnicodeError, ValueError):
+        return ()
+    return tuple(dict.fromkeys(address_key(sockaddr[0]) for _family, sockaddr in found))
 
 
 def list_folders(params, *, allow_private=False, ca_file=None, allowed_ports=DEFAULT_PORTS,

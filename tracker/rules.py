@@ -3,12 +3,12 @@ or that another rule uses too."""
 
 from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, or_, select
 
 from tracker.addresses import address_domain, unreceived
 from tracker.domains import display_domain
 from tracker.extensions import db
-from tracker.models import Credential, Mailbox, PoolAddress, Rule
+from tracker.models import Credential, Email, Mailbox, PoolAddress, Rule
 
 
 class AddressWarning(NamedTuple):
@@ -18,14 +18,44 @@ class AddressWarning(NamedTuple):
     addresses: list
 
 
-def received_domains(account_id):
-    """The ASCII domains of the account's mailbox logins: mail to them can be read."""
+def received_domains(account_id, addresses=()):
+    """The ASCII domains the account is known to receive mail for.
+
+    A domain counts when a mailbox login of the account is on it, or, for the
+    domains of `addresses` (those being asked about), when a stored email of the
+    account was delivered to an address on it: a catch-all domain that the
+    mailbox login does not name is still received when its emails are synced.
+    Each such domain costs one EXISTS query that stops at the first email.
+    """
     logins = db.session.scalars(
         select(Credential.login)
         .join(Mailbox, Mailbox.credential_id == Credential.id)
         .where(Mailbox.account_id == account_id)
     )
-    return {address_domain(login) for login in logins} - {""}
+    domains = {address_domain(login) for login in logins} - {""}
+    asked = {address_domain(a) for a in addresses if a} - {""} - domains
+    for domain in sorted(asked):
+        if _emails_seen_for(account_id, domain):
+            domains.add(domain)
+    return domains
+
+
+def _emails_seen_for(account_id, domain):
+    """True when a stored email of the account went to an address on `domain` (ASCII)."""
+    # Stored addresses have Unicode domains (tracker.addresses.canonical_address):
+    # look for both spellings of an IDN domain.
+    spellings = {domain, display_domain(domain).lower()}
+    matches = []
+    for spelling in spellings:
+        pattern = "%@" + spelling.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        matches += [Email.tracked_address.like(pattern, escape="\\"),
+                    Email.recipient.like(pattern, escape="\\"),
+                    # Every recipient (Cc, Delivered-To...), in the JSON list's text.
+                    cast(Email.recipients, String).like(pattern + '"%', escape="\\")]
+    found = db.session.scalar(
+        select(Email.id).where(Email.account_id == account_id, or_(*matches)).limit(1)
+    )
+    return found is not None
 
 
 def address_warnings(account_id, addresses, domains=None):
@@ -37,7 +67,7 @@ def address_warnings(account_id, addresses, domains=None):
     if not addresses:
         return []
     if domains is None:
-        domains = received_domains(account_id)
+        domains = received_domains(account_id, addresses)
     by_domain = {}
     for address in unreceived(addresses, domains):
         by_domain.setdefault(address_domain(address), []).append(address)

@@ -136,6 +136,72 @@ def _check_before_saving(form, mailbox):
     return result, response
 
 
+def _inbox_uidvalidity(mailbox):
+    """The UIDVALIDITY of the mailbox's INBOX as its last sync saw it, or None."""
+    return next((folder.uidvalidity for folder in mailbox.folders
+                 if folder.name.upper() == "INBOX" and folder.uidvalidity), None)
+
+
+def same_inbox(credential, result, mailbox=None):
+    """The first mailbox, of any account, that reads the inbox these credentials reach, or None.
+
+    An inbox is told by what the server says, not by the typed host name: the
+    mailboxes whose login is the same (case-insensitively) are the same inbox when
+    their INBOX had the UIDVALIDITY the check just read, or when their host resolves
+    (through the same guard as a connection) to an address the check connected to
+    or resolved. When the check could not tell (it failed), the host is resolved
+    here. A mailbox being edited with its credentials unchanged is compared only
+    with older mailboxes, so that the first of two already connected stays editable.
+    """
+    query = (select(Mailbox).join(Mailbox.credential)
+             .where(func.lower(Credential.login) == credential.login.lower(),
+                    Credential.id != credential.id)
+             .order_by(Mailbox.id))
+    if mailbox is not None and mailbox.id is not None:
+        query = query.where(Mailbox.id != mailbox.id)
+        if mailbox.credential_id == credential.id:
+            query = query.where(Mailbox.id < mailbox.id)
+    candidates = db.session.scalars(query).all()
+    if not candidates:
+        return None
+    if result.uidvalidity is not None:
+        for other in candidates:
+            if _inbox_uidvalidity(other) == result.uidvalidity:
+                return other
+    settings = imap.options(current_app.config)
+    mine = set(result.addresses) or set(
+        imap.host_addresses(credential.host, credential.port, **settings))
+    if not mine:
+        return None
+    resolved = {}
+    for other in candidates:
+        where = (other.credential.host, other.credential.port)
+        if where not in resolved:
+            resolved[where] = set(imap.host_addresses(*where, **settings))
+        if mine & resolved[where]:
+            return other
+    return None
+
+
+def _refuse_same_inbox(form, mailbox, first):
+    """The form again with why it was not saved: the inbox is connected already."""
+    if first.account_id == current_user.account_id:
+        message = _("Not saved: this is the same inbox as your mailbox %(address)s, "
+                    "connected already under another server name. One mailbox can be "
+                    "connected only once: change that mailbox instead.",
+                    address=first.address)
+        link = first
+    else:
+        # Nothing about another account's mailbox is shown.
+        message = _("Not saved: this inbox is already connected in another account. "
+                    "One mailbox can be connected only once.")
+        link = None
+    response = _page(form, mailbox, status=422, same_inbox=message, same_inbox_mailbox=link)
+    response.headers["HX-Retarget"] = "#mailbox-form"
+    response.headers["HX-Reswap"] = "outerHTML"
+    return response
+
+
 def _saved(mailbox, result):
     """Record the check made before saving and say how it went."""
     mailbox.record(result, utcnow())
@@ -238,6 +304,9 @@ def create():
     result, refused = _check_before_saving(form, None)
     if refused is not None:
         return refused
+    first = same_inbox(form.chosen_credential, result)
+    if first is not None:
+        return _refuse_same_inbox(form, None, first)
     mailbox = Mailbox(account_id=current_user.account_id)
     db.session.add(mailbox)
     if not _save(form, mailbox):
@@ -270,6 +339,9 @@ def update(mailbox_id):
     result, refused = _check_before_saving(form, mailbox)
     if refused is not None:
         return refused
+    first = same_inbox(form.chosen_credential, result, mailbox)
+    if first is not None:
+        return _refuse_same_inbox(form, mailbox, first)
     period = mailbox.repeat_period_seconds
     if not _save(form, mailbox):
         return _invalid(form, mailbox)
