@@ -278,6 +278,43 @@ def test_test_connection_on_edit_uses_the_stored_password(logged_in, user, facto
     assert "Integration works." in response.get_data(as_text=True)
 
 
+def test_test_connection_says_when_the_inbox_is_connected_already(logged_in, user, factory,
+                                                                  dovecot, imap_user):
+    login, password = imap_user
+    other_name = "localhost" if dovecot.host == "127.0.0.1" else "127.0.0.1"
+    hx = {"HX-Request": "true"}
+    first = factory.mailbox(user.account, factory.credential(
+        user.account, login=login, password=password, host=dovecot.host, port=dovecot.tls_port))
+    response = logged_in.post("/credentials/new", data=dict(
+        other_form(dovecot, login, password, host=other_name), do="check"), headers=hx)
+    body = response.get_data(as_text=True)
+    assert "Integration works." in body
+    assert (f"This inbox is already connected as your mailbox {login}: a second mailbox with "
+            "these credentials would read the same emails and will not be saved." in body)
+    # Its own credentials, tested on their edit page, are no second mailbox.
+    credential_id = first.credential_id
+    own = logged_in.post(f"/credentials/{credential_id}/edit", data=dict(
+        other_form(dovecot, login, ""), do="check"), headers=hx)
+    assert "already connected" not in own.get_data(as_text=True)
+    # In another account: no word about that account.
+    stranger = factory.account()
+    db.session.delete(first)
+    db.session.commit()
+    factory.mailbox(stranger, factory.credential(stranger, login=login, password=password,
+                                                 host=other_name, port=dovecot.tls_port,
+                                                 name="Their secret name"))
+    theirs = logged_in.post(f"/credentials/{credential_id}/edit", data=dict(
+        other_form(dovecot, login, ""), do="check"), headers=hx)
+    body = theirs.get_data(as_text=True)
+    assert ("This inbox is already connected in another account: a mailbox with these "
+            "credentials will not be saved." in body)
+    assert "Their secret name" not in body and other_name not in body
+    russian = logged_in.post(f"/credentials/{credential_id}/edit", data=dict(
+        other_form(dovecot, login, ""), do="check"), headers=dict(hx, **{
+            "Accept-Language": "ru"})).get_data(as_text=True)
+    assert "Этот ящик уже подключён в другом аккаунте" in russian
+
+
 def test_password_stays_out_of_the_logs(logged_in, dovecot, imap_user, caplog):
     login, password = imap_user
     caplog.set_level(logging.DEBUG)

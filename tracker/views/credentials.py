@@ -1,6 +1,7 @@
 """Credentials: how the service signs in to the account's mail servers."""
 
 import json
+from types import SimpleNamespace
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from flask import Blueprint, current_app, flash, request, url_for
@@ -24,6 +25,7 @@ from tracker.views.helpers import (
     render,
     search_term,
 )
+from tracker.views.mailboxes import same_inbox
 
 bp = Blueprint("credentials", __name__, url_prefix="/credentials")
 FORM = "credentials/form.html"
@@ -67,10 +69,11 @@ def _form(credential=None, **kwargs):
     return CredentialForm(account_id=current_user.account_id, credential=credential, **kwargs)
 
 
-def _page(form, credential, status=200, block="form", check=None):
+def _page(form, credential, status=200, block="form", check=None, connected=None):
     service = form.service.data if form.service.data in SERVICES else OTHER
     return render(
         FORM, block, status=status, form=form, credential=credential, check=check,
+        connected=connected,
         preset=SERVICES.get(service), hint=service_hint(service),
         next=safe_next(request.args.get("next")), inline=_inline(),
     )
@@ -115,7 +118,28 @@ def _test(form, credential):
     params = imap.ServerParams(host=host, port=port, security=security, login=form.login.data,
                                password=password, service=form.service.data)
     result = imap.check_connection(params, **imap.options(current_app.config))
-    return _page(form, credential, block="check_result", check=result)
+    return _page(form, credential, block="check_result", check=result,
+                 connected=_connected_note(form, credential, result) if result.ok else None)
+
+
+def _connected_note(form, credential, result):
+    """What to say when the inbox these credentials reach is connected as a mailbox already.
+
+    A mailbox with them would be refused (tracker.views.mailboxes.same_inbox): say so
+    before the user goes on, naming the mailbox only when it is the user's own.
+    """
+    host, port, _security = form.server
+    typed = SimpleNamespace(login=form.login.data, host=host, port=port,
+                            id=credential.id if credential else 0)
+    first = same_inbox(typed, result)
+    if first is None:
+        return None
+    if first.account_id == current_user.account_id:
+        return _("This inbox is already connected as your mailbox %(address)s: a second "
+                 "mailbox with these credentials would read the same emails and will not be "
+                 "saved.", address=first.address)
+    return _("This inbox is already connected in another account: a mailbox with these "
+             "credentials will not be saved.")
 
 
 @bp.get("/")
