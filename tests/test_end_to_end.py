@@ -73,3 +73,49 @@ def test_the_sync_writes_queued_page_views_before_it_attributes(app, client, fac
     assert (email.tracked_address, email.rule_id) == (shown, dynamic.id)
     assert email.visit_id == visit.id and visit.client_visit_id == "visit-lost-1"
     assert email.source["utm_source"] == "newsletter"
+
+
+def test_a_reply_to_the_plain_address_keeps_the_visit_and_is_a_repeat(
+        app, client, factory, user, box):
+    """The client writes to the address the visit was shown, the shop answers from its
+    plain address, and the client's "Re:" goes to that plain address."""
+    site = factory.site(user.account, domains=["shop.example"])
+    block = factory.block(user.account, sites=[site], addresses=["info@shop.example"])
+    dynamic = factory.rule(user.account, blocks=[block], mode="subaddress",
+                           base_address=box.login)
+    shown = hit(client, site, visit="visit-thread-1", visitor="visitor-0003",
+                url="https://shop.example/?utm_source=yandex&utm_medium=cpc").json["b"][0]["t"]
+    first_id = f"{uuid.uuid4().hex}@client.example"
+    box.deliver((f"From: Client <client@example.org>\r\nTo: {shown}\r\nSubject: Заявка\r\n"
+                 f"Message-ID: <{first_id}>\r\n\r\nHello\r\n").encode(), at=now())
+    enqueue_sync(box.id, trigger="manual")
+    work(app)
+    db.session.expire_all()
+    first = db.session.scalar(select(Email))
+    assert (first.tracked_address, first.rule_id, first.counted) == (shown, dynamic.id, True)
+
+    # The shop's answer (from its Sent folder, never synced) and the client's reply to it.
+    answer_id = f"{uuid.uuid4().hex}@shop.example"
+    box.deliver((f"From: Client <client@example.org>\r\nTo: Shop <{box.login}>\r\n"
+                 f"Subject: Re: Заявка\r\nMessage-ID: <{uuid.uuid4().hex}@client.example>\r\n"
+                 f"In-Reply-To: <{answer_id}>\r\n"
+                 f"References: <{first_id}>\r\n <{answer_id}>\r\n\r\nThanks\r\n").encode(),
+                at=now())
+    # A stranger writing to the plain address is not in any thread.
+    box.deliver(message(to=box.login, sender="someone@example.org"), at=now())
+    enqueue_sync(box.id, trigger="manual")
+    work(app)
+
+    db.session.expire_all()
+    reply = db.session.scalar(select(Email).where(Email.subject == "Re: Заявка"))
+    assert (reply.in_reply_to, reply.reference_ids) == (answer_id, [first_id, answer_id])
+    assert reply.thread_of == first.id
+    assert (reply.visit_id, reply.rule_id, reply.attribution) == (
+        first.visit_id, dynamic.id, "subaddress")
+    assert reply.source["utm_source"] == "yandex" and reply.channel == "paid"
+    assert not reply.counted
+    stranger = db.session.scalar(select(Email).where(Email.from_address == "someone@example.org"))
+    assert (stranger.thread_of, stranger.rule_id, stranger.counted) == (None, None, True)
+    client.login(user)
+    page = client.get(f"/emails/{reply.id}").get_data(as_text=True)
+    assert "This is a reply in the thread of" in page and f"/emails/{first.id}" in page

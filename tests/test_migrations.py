@@ -111,3 +111,39 @@ def test_upgrade_to_0009_marks_pool_emails_that_came_after_their_lease(app_confi
                 "SELECT fingerprint, uncertain FROM email ORDER BY uid").all()
         db.engine.dispose()
     assert marks == [("held", None), ("late", "lease_ended"), ("static", None)]
+
+
+def test_upgrade_to_0010_keeps_emails_and_adds_empty_thread_columns(app_config, tmp_path):
+    app = migrated_app(app_config, tmp_path)
+    with app.app_context():
+        upgrade(revision="0009")
+        with db.engine.begin() as connection:
+            run = connection.exec_driver_sql
+            seed_account(run)
+            email = ("INSERT INTO email (account_id, mailbox_id, folder, uidvalidity, uid, "
+                     "message_id, fingerprint, internaldate, from_name, recipients, subject, "
+                     "counted, visit_id, attribution, tracked_address, created_at) VALUES "
+                     "(1, 1, 'INBOX', 1, ?, ?, ?, '2026-11-02 10:20:00', '', '[]', '', 1, 7, "
+                     "'static', 'info@shop.example', '2026-11-02')")
+            run(email, (1, "a@x", "a@x"))
+            run(email, (2, "b@x", "b@x"))
+        upgrade()
+        with db.engine.begin() as connection:
+            run = connection.exec_driver_sql
+            rows = run("SELECT uid, message_id, visit_id, in_reply_to, reference_ids, thread_of "
+                       "FROM email ORDER BY uid").all()
+            run("UPDATE email SET thread_of = (SELECT id FROM email WHERE uid = 1), "
+                "in_reply_to = 'a@x', reference_ids = '[\"a@x\"]' WHERE uid = 2")
+        with db.engine.begin() as connection:
+            connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+            connection.exec_driver_sql("DELETE FROM email WHERE uid = 1")
+            left = connection.exec_driver_sql(
+                "SELECT uid, in_reply_to, thread_of FROM email").all()
+        downgrade(revision="0009")
+        with db.engine.connect() as connection:
+            columns = {c["name"] for c in inspect(connection).get_columns("email")}
+        db.engine.dispose()
+    assert rows == [(1, "a@x", 7, None, None, None), (2, "b@x", 7, None, None, None)]
+    # Deleting the earlier email leaves its reply, no longer pointing at it.
+    assert left == [(2, "a@x", None)]
+    assert not {"in_reply_to", "reference_ids", "thread_of"} & columns

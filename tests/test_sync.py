@@ -809,3 +809,44 @@ def test_messages_gone_before_the_sync_let_the_cursor_pass(app, ctx, box, doveco
     newest = box.deliver(mail(4))
     assert sync_now(app, box.id).return_value()["new_emails"] == 1
     assert [e.uid for e in emails(box.id)] == [first, newest]
+
+
+# ------------------------------------------------------------ counted once
+
+def test_the_same_message_twice_in_an_account_counts_once(app, ctx, box, dovecot, factory,
+                                                          user, imap_user):
+    """In INBOX and another folder, and the same inbox connected again under another host
+    name: the copies (same Message-ID and INTERNALDATE) count once, whatever syncs first."""
+    dovecot.create_folder(box.login, "Leads")
+    box.mailbox.folders.append(MailboxFolder(name="Leads", position=1))
+    box.mailbox.repeat_period_seconds = 0  # every email counts, but for the safety net
+    db.session.commit()
+    again = factory.mailbox(user.account, factory.credential(
+        user.account, login=box.login, password=imap_user[1], host="localhost", port=dovecot.tls_port), repeat_period_seconds=0)
+    at = (now() - timedelta(hours=1)).replace(microsecond=0)
+    twice = mail(1)
+    box.deliver(twice, at=at)
+    box.deliver(twice, at=at, folder="Leads")
+    once = mail(2)
+    box.deliver(once, at=at + timedelta(minutes=5))
+    # Another delivery of a message with the same Message-ID, at another time: not a copy.
+    box.deliver(twice, at=at + timedelta(minutes=10), folder="Leads")
+    # The mailbox that comes later in (mailbox, folder, UID) order syncs first.
+    assert sync_now(app, again.id).get_status() == JobStatus.FINISHED
+    assert [e.counted for e in emails(again.id)] == [True, True]
+    assert sync_now(app, box.id).get_status() == JobStatus.FINISHED
+    mine = emails(box.id)
+    assert sorted((e.folder, e.counted) for e in mine) == [
+        ("INBOX", True), ("INBOX", True), ("Leads", False), ("Leads", True)]
+    # The second connection's copies became repeats when the first one stored them.
+    assert [e.counted for e in emails(again.id)] == [False, False]
+    counted = [e for e in [*mine, *emails(again.id)] if e.counted]
+    assert len({(e.message_id, e.internaldate) for e in counted}) == len(counted) == 3
+    # Recounting (the repeat period changed) keeps it so.
+    from tracker.counting import recount_mailbox
+
+    recount_mailbox(again.id, 0)
+    recount_mailbox(box.id, 0)
+    db.session.commit()
+    assert [e.counted for e in emails(again.id)] == [False, False]
+    assert sum(e.counted for e in emails(box.id)) == 3
