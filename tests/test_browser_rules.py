@@ -30,7 +30,7 @@ def test_create_blocks_of_each_kind(page, live_server, user, factory):
     page.goto(f"{live_server.url}/blocks/new")
     page.get_by_label(re.compile(r"^Name")).fill("Footer")
     page.get_by_label("Flower shop").check()
-    page.get_by_label("An element of the page").check()
+    page.get_by_label("An element of the page", exact=True).check()
     expect(page.get_by_label("Addresses as they appear on the site")).to_be_hidden()
     page.get_by_role("radio", name="Another attribute").check()
     page.get_by_label("Attribute name").fill("data-role")
