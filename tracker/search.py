@@ -10,6 +10,8 @@ filter function per key, and one for free text.
 import re
 from dataclasses import dataclass
 
+from sqlalchemy import or_
+
 MAX_TERMS = 20
 
 _TERM = re.compile(r'(?:(?P<key>[A-Za-z_]+):)?(?:"(?P<quoted>[^"]*)"?|(?P<word>[^\s"]+))')
@@ -67,6 +69,19 @@ def like_pattern(text):
     """A LIKE pattern that finds text anywhere, with its own % and _ taken literally (escape \\)."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def is_id(value):
+    """True for a positive database integer written in ASCII digits (at most 18 of them)."""
+    return value.isascii() and value.isdigit() and 0 < len(value) <= 18 and int(value) > 0
+
+
+def name_or_id(column, id_column, value):
+    """Filter: the name contains value, or value is the row's id."""
+    condition = column.ilike(like_pattern(value), escape="\\")
+    if is_id(value):
+        condition = or_(condition, id_column == int(value))
+    return condition
 
 
 def apply(query, terms, filters, text_filter):

@@ -16,7 +16,7 @@ from tracker.channels import CHANNELS
 from tracker.extensions import db
 from tracker.models import Credential, Email, Mailbox, Rule, Site
 from tracker.reports import periods
-from tracker.search import InvalidValue, apply, like_pattern, parse, parse_bool
+from tracker.search import InvalidValue, apply, is_id, like_pattern, name_or_id, parse, parse_bool
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -63,7 +63,7 @@ class Filters:
         if values["uncertain"] != "yes":
             values["uncertain"] = ""
         for name in ("site", "mailbox", "rule"):
-            if not _is_id(values[name]):
+            if not is_id(values[name]):
                 values[name] = ""
         return cls(**values)
 
@@ -88,18 +88,7 @@ class Filters:
                                periods.parse_day(self.date_to), tz, now)
 
 
-def _is_id(value):
-    return value.isascii() and value.isdigit() and 0 < len(value) <= 18 and int(value) > 0
-
-
 # ------------------------------------------------------------------ search language
-
-def _name_or_id(column, id_column, value):
-    condition = column.ilike(like_pattern(value), escape="\\")
-    if _is_id(value):
-        condition = or_(condition, id_column == int(value))
-    return condition
-
 
 def _by_channel(query, value):
     value = value.casefold()
@@ -164,7 +153,7 @@ def _by_owned(model, name_column, account_id, column):
     """key:value on a related object of the account, by (part of) its name or its id."""
     def narrow(query, value):
         ids = select(model.id).where(model.account_id == account_id,
-                                     _name_or_id(name_column, model.id, value))
+                                     name_or_id(name_column, model.id, value))
         return query.where(column.in_(ids))
     return narrow
 
@@ -173,7 +162,7 @@ def _by_mailbox(account_id):
     def narrow(query, value):
         ids = (select(Mailbox.id).join(Credential, Credential.id == Mailbox.credential_id)
                .where(Mailbox.account_id == account_id,
-                      _name_or_id(Credential.login, Mailbox.id, value)))
+                      name_or_id(Credential.login, Mailbox.id, value)))
         return query.where(Email.mailbox_id.in_(ids))
     return narrow
 

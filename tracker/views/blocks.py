@@ -10,7 +10,7 @@ from sqlalchemy import and_, or_
 from tracker.extensions import db
 from tracker.forms.blocks import BlockForm, selector_error
 from tracker.models import Block, BlockAddress, Site
-from tracker.search import InvalidValue, apply, like_pattern
+from tracker.search import InvalidValue, apply, like_pattern, name_or_id
 from tracker.selectors import SelectorError, build_selector
 from tracker.views.helpers import (
     get_owned,
@@ -39,14 +39,6 @@ def own_sites():
 
 def own_blocks():
     return db.session.scalars(owned(Block).order_by(Block.name, Block.id)).all()
-
-
-def name_or_id(column, id_column, value):
-    """Filter: the name contains value, or value is the row's id."""
-    condition = column.ilike(like_pattern(value), escape="\\")
-    if value.isascii() and value.isdigit() and len(value) <= 18:  # a database integer
-        condition = or_(condition, id_column == int(value))
-    return condition
 
 
 def _by_site(query, value):

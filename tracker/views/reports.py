@@ -51,6 +51,11 @@ def _filters():
     return report.Filters.from_args(request.args)
 
 
+def _filtered(filters):
+    """The account's emails narrowed by the filters: (query, the search terms not understood)."""
+    return report.filtered(current_user.account_id, filters, account_zone())
+
+
 def _choices():
     """The account's sites, mailboxes and rules, for the filter selects."""
     return {
@@ -66,7 +71,7 @@ def _choices():
 @bp.get("/emails")
 def emails():
     filters = _filters()
-    query, invalid = report.filtered(current_user.account_id, filters, account_zone())
+    query, invalid = _filtered(filters)
     page = report.page(report.with_names(query), before=request.args.get("before"),
                        after=request.args.get("after"))
     empty_account = not page.items and not filters.narrowed and not request.args.get("before") \
@@ -94,13 +99,13 @@ def visit(visit_id):
 
 @bp.get("/emails.csv")
 def emails_csv():
-    query, _invalid = report.filtered(current_user.account_id, _filters(), account_zone())
+    query, _invalid = _filtered(_filters())
     return csv_response(query, account_zone())
 
 
 @bp.get("/emails.xlsx")
 def emails_xlsx():
-    query, _invalid = report.filtered(current_user.account_id, _filters(), account_zone())
+    query, _invalid = _filtered(_filters())
     return xlsx_response(query, account_zone())
 
 

@@ -30,8 +30,8 @@ from tracker.rules import (
     shared_addresses,
     swap_priorities,
 )
-from tracker.search import InvalidValue, apply, like_pattern, parse_bool
-from tracker.views.blocks import name_or_id, own_blocks, own_sites
+from tracker.search import InvalidValue, apply, like_pattern, name_or_id, parse_bool
+from tracker.views.blocks import own_blocks, own_sites
 from tracker.views.helpers import (
     get_owned,
     is_htmx,
