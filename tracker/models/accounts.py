@@ -1,5 +1,6 @@
 """Accounts (tenants) and their users."""
 
+import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
@@ -9,6 +10,10 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from tracker.extensions import db
 from tracker.models.base import utcnow
+
+
+def new_session_token():
+    return secrets.token_urlsafe(24)
 
 
 class Account(db.Model):
@@ -40,12 +45,23 @@ class User(UserMixin, db.Model):
     locale: Mapped[str | None] = mapped_column(String(8))
     active: Mapped[bool] = mapped_column(default=True, nullable=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, nullable=False)
+    # The session generation: part of the id in the session and the remember-me
+    # cookie (get_id), checked on every request; a new one ends every session.
+    session_token: Mapped[str] = mapped_column(
+        String(64), default=new_session_token, nullable=False
+    )
 
     account: Mapped[Account] = relationship(back_populates="users")
 
     @property
     def is_active(self):
         return self.active
+
+    def get_id(self):
+        """The session's user id: "<id>:<session token>" (see tracker.security.load_user)."""
+        if not self.session_token:
+            self.session_token = new_session_token()
+        return f"{self.id}:{self.session_token}"
 
     def set_password(self, password):
         self.password_hash = generate_password_hash(password)
