@@ -26,6 +26,7 @@ ENV_VARS = {
     "BASE_URL": str,
     "SESSION_COOKIE_SECURE": _bool,
     "LOGIN_ATTEMPTS_PER_EMAIL": str,
+    "LOGIN_ATTEMPTS_PER_IP_EMAIL": str,
     "LOGIN_ATTEMPTS_PER_IP": str,
     "API_RATE_PER_IP": str,
     "API_RATE_PER_SITE": str,
@@ -68,7 +69,10 @@ def defaults(instance_path):
         "REDIS_URL": "redis://127.0.0.1:6379/0",
         "BASE_URL": "",
         "RQ_QUEUE": "default",
-        "LOGIN_ATTEMPTS_PER_EMAIL": "5 per 15 minutes",
+        # Failed sign-ins: per IP and email, per IP, and per account from browsers
+        # that never signed in to it (a short window: it slows, it never locks out).
+        "LOGIN_ATTEMPTS_PER_IP_EMAIL": "5 per 15 minutes",
+        "LOGIN_ATTEMPTS_PER_EMAIL": "10 per minute",
         "LOGIN_ATTEMPTS_PER_IP": "20 per 15 minutes",
         "API_RATE_PER_IP": "120 per minute",
         "API_RATE_PER_SITE": "6000 per minute",
@@ -165,6 +169,7 @@ def finalize(config, instance_path):
     config["BASE_URL"] = base_url.rstrip("/")
 
     for name in ("LOGIN_ATTEMPTS_PER_EMAIL", "LOGIN_ATTEMPTS_PER_IP", "API_RATE_PER_IP",
+                 "LOGIN_ATTEMPTS_PER_IP_EMAIL",
                  "API_RATE_PER_SITE"):
         from limits import parse_many
 

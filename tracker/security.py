@@ -1,8 +1,14 @@
 """Sign-in plumbing and the HTTP headers every admin response carries."""
 
-from flask import request
+import hmac
+import re
+from urllib.parse import urlsplit
+
+import werkzeug.security
+from flask import current_app, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import lazy_gettext as _l
+from flask_login import login_user
 
 from tracker.extensions import db, login_manager
 
@@ -24,13 +30,99 @@ def init_app(app):
 
 @login_manager.user_loader
 def load_user(user_id):
+    """The user of a session or remember-me cookie, on every request.
+
+    Both carry "<id>:<session token>" (User.get_id); a session made before the
+    user's token changed (sign-out, end_all_sessions) names an older token and
+    is refused, as is one without a token.
+    """
     from tracker.models import User
 
+    user_key, _, token = str(user_id).partition(":")
     try:
-        user = db.session.get(User, int(user_id))
-    except (TypeError, ValueError):
+        user = db.session.get(User, int(user_key))
+    except (TypeError, ValueError, OverflowError):
         return None
-    return user if user is not None and user.active else None
+    if user is None or not user.active or not token or not user.session_token:
+        return None
+    if not hmac.compare_digest(token.encode(), user.session_token.encode()):
+        return None
+    return user
+
+
+def end_all_sessions(user):
+    """End every session and remember-me cookie of the user (the caller commits).
+
+    Sign-out calls it: a copy of the session cookie or the remember-me cookie
+    taken before it no longer signs anyone in.
+    """
+    from tracker.models.accounts import new_session_token
+
+    user.session_token = new_session_token()
+
+
+def end_other_sessions(user):
+    """End the user's sessions on every other browser; this request's stays signed in.
+
+    For a password change: a new session token, and this browser's session (and its
+    remember-me cookie, if it had one) reissued with it. Commits.
+    """
+    remembered = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
+    end_all_sessions(user)
+    db.session.commit()
+    login_user(user, remember=remembered)
+
+
+# Sign-in time must not tell whether an email has an account: an unknown email is
+# checked against this hash, made the same way (and at the same cost) as real ones.
+_dummy_hash = None
+
+
+def verify_password(user, password):
+    """True when the user exists, is active and the password is theirs.
+
+    The password hash is computed exactly once whatever the outcome.
+    """
+    global _dummy_hash
+    if user is None:
+        if _dummy_hash is None:
+            _dummy_hash = werkzeug.security.generate_password_hash("not a password of anyone")
+        werkzeug.security.check_password_hash(_dummy_hash, password)
+        return False
+    matches = werkzeug.security.check_password_hash(user.password_hash, password)
+    return matches and user.active
+
+
+# What browsers (WHATWG URL) and werkzeug drop or treat specially in a URL: C0
+# controls with space and DEL (tab, CR and LF are removed anywhere by browsers).
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+
+
+def safe_local_url(target, prefix="/"):
+    """The target when it is a path of this site under prefix, else None.
+
+    For ?next= and every other address we redirect or link to from user input:
+    the login redirect, htmx's HX-Redirect and the Cancel links. Refused: anything
+    with a control character or whitespace (a browser would drop a tab or a newline
+    and turn "/\t/evil.example" into "//evil.example"), a backslash (a slash to
+    browsers), "//" at the start (another host), a scheme or a host, and anything
+    not under prefix.
+    """
+    if not isinstance(target, str) or not target or len(target) > 2000:
+        return None
+    if _CONTROL.search(target) or "\\" in target:
+        return None
+    if not target.startswith("/") or target.startswith("//"):
+        return None
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return None
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+        return None
+    if not target.startswith(prefix):
+        return None
+    return target
 
 
 def _security_headers(response):

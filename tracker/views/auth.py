@@ -1,69 +1,116 @@
 """Sign in, sign out and personal settings."""
 
-from flask import Blueprint, flash, redirect, request, url_for
+from flask import Blueprint, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
+from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
 from tracker import ratelimits
 from tracker.extensions import db
 from tracker.forms.auth import LoginForm, SettingsForm
 from tracker.models import User
+from tracker.security import end_all_sessions, safe_local_url, verify_password
 from tracker.views.helpers import redirect_to, render
 
 bp = Blueprint("auth", __name__)
 
 
-def _throttles():
-    """Failed sign-ins are counted per IP and per email tried (whatever the IP)."""
-    email = (request.form.get("email") or "").strip().lower()[:320]
-    return [("LOGIN_ATTEMPTS_PER_IP", request.remote_addr or "-"),
-            ("LOGIN_ATTEMPTS_PER_EMAIL", email)]
+# A browser that signed in to an account before carries this signed cookie
+# (the ids of its users); such a browser is never held back by the account's own
+# limit, so strangers failing on an account cannot keep its owner out.
+DEVICE_COOKIE = "tracker_device"
+DEVICE_SALT = "tracker-login-device"
+DEVICE_DAYS = 365
 
 
-def _too_many_attempts(limit):
-    form = LoginForm()
+def _devices():
+    return URLSafeTimedSerializer(current_app.secret_key, salt=DEVICE_SALT)
+
+
+def _known_users():
+    """The ids of the users that signed in on this browser (from its device cookie)."""
+    value = request.cookies.get(DEVICE_COOKIE)
+    if not value:
+        return []
+    try:
+        ids = _devices().loads(value, max_age=DEVICE_DAYS * 86400)
+    except BadData:
+        return []
+    return [i for i in ids if isinstance(i, int)] if isinstance(ids, list) else []
+
+
+def _remember_device(response, user):
+    ids = [user.id] + [i for i in _known_users() if i != user.id]
+    response.set_cookie(
+        DEVICE_COOKIE, _devices().dumps(ids[:5]), max_age=DEVICE_DAYS * 86400,
+        httponly=True, samesite="Lax", secure=current_app.config["SESSION_COOKIE_SECURE"],
+    )
+
+
+def _throttles(email, user):
+    """The limits one sign-in attempt counts against (see README, "Sign-in throttling").
+
+    Per IP and email tried (the guesser at one account), per IP (one IP trying many
+    accounts), and per account from anywhere, which a browser that signed in to the
+    account before is exempt from: nobody can lock the owner out from elsewhere.
+    """
+    ip = request.remote_addr or "-"
+    checks = [("LOGIN_ATTEMPTS_PER_IP_EMAIL", (ip, email)), ("LOGIN_ATTEMPTS_PER_IP", (ip,))]
+    if user is None or user.id not in _known_users():
+        checks.append(("LOGIN_ATTEMPTS_PER_EMAIL", (email,)))
+    return checks
+
+
+def _login_page(form, status=200, **context):
+    # The form posts back the ?next= page only when it is one we would follow.
+    return render("auth/login.html", form=form, status=status,
+                  safe_next=safe_local_url(request.args.get("next")), **context)
+
+
+def _too_many_attempts(form, seconds):
     message = _("Too many failed sign-in attempts. Wait %(minutes)d minutes and try again.",
-                minutes=max(1, round(limit.get_expiry() / 60)))
-    return render("auth/login.html", form=form, throttled=message, status=429)
-
-
-def _safe_next(target):
-    """Only local paths are followed after sign-in."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+                minutes=max(1, round(seconds / 60)))
+    return _login_page(form, status=429, throttled=message)
 
 
 @bp.get("/login")
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
-    return render("auth/login.html", form=LoginForm())
+    return _login_page(LoginForm())
 
 
 @bp.post("/login")
 def login_post():
-    throttles = _throttles()
-    for setting, key in throttles:
-        if (limit := ratelimits.used_up(setting, key)) is not None:
-            return _too_many_attempts(limit)
     form = LoginForm()
-    if form.validate_on_submit():
-        user = db.session.scalar(
-            select(User).where(func.lower(User.email) == form.email.data.strip().lower())
-        )
-        if user is not None and user.active and user.check_password(form.password.data):
-            login_user(user, remember=form.remember.data)
-            return redirect_to(_safe_next(request.args.get("next")) or url_for("main.index"))
-        for setting, key in throttles:
-            ratelimits.count(setting, key)
-        form.password.errors.append(_("Wrong email or password."))
-    return render("auth/login.html", form=form, status=422)
+    if not form.validate_on_submit():
+        return _login_page(form, status=422)
+    email = form.email.data.strip().lower()[:320]
+    user = db.session.scalar(select(User).where(func.lower(User.email) == email))
+    throttles = _throttles(email, user)
+    # Counted before the password is checked, in one atomic step: of many parallel
+    # tries no more than the limit get as far as the password.
+    if (seconds := ratelimits.acquire(throttles)) is not None:
+        return _too_many_attempts(form, seconds)
+    # Hashes the password once whether or not the email has an account.
+    if verify_password(user, form.password.data):
+        ratelimits.release(throttles)  # only failures count
+        login_user(user, remember=form.remember.data)
+        response = redirect_to(safe_local_url(request.args.get("next")) or url_for("main.index"))
+        _remember_device(response, user)
+        return response
+    form.password.errors.append(_("Wrong email or password."))
+    return _login_page(form, status=422)
 
 
 @bp.post("/logout")
 def logout():
+    # Ends every session of the user: a copy of this session cookie or of the
+    # remember-me cookie no longer signs anyone in.
+    if current_user.is_authenticated:
+        end_all_sessions(current_user)
+        db.session.commit()
     logout_user()
     flash(_("You have signed out."), "info")
     return redirect_to(url_for("auth.login"))

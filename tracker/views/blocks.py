@@ -11,6 +11,7 @@ from tracker.extensions import db
 from tracker.forms.blocks import BlockForm, selector_error
 from tracker.models import Block, BlockAddress, Site
 from tracker.search import InvalidValue, apply, like_pattern, name_or_id
+from tracker.security import safe_local_url
 from tracker.selectors import SelectorError, build_selector
 from tracker.views.helpers import (
     get_owned,
@@ -130,7 +131,7 @@ def _rule_form_url():
     """The rule form under the dialog (htmx tells its URL), for the no-JS link."""
     current = urlsplit(request.headers.get("HX-Current-URL", ""))
     path = current.path + (f"?{current.query}" if current.query else "")
-    return path if path.startswith(url_for("rules.index")) else None
+    return safe_local_url(path, url_for("rules.index"))
 
 
 @bp.get("/new")

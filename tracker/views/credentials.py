@@ -16,6 +16,7 @@ from tracker.forms.mailboxes import CredentialForm
 from tracker.mailservices import OTHER, SECURITY_LABELS, SERVICES, service_hint
 from tracker.models import Credential
 from tracker.search import like_pattern
+from tracker.security import safe_local_url
 from tracker.views.helpers import (
     get_owned,
     is_htmx,
@@ -54,10 +55,8 @@ def _filtered(q):
 
 
 def safe_next(target):
-    """Only local paths are followed back after saving."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    """Only local paths are followed back after saving (tracker.security.safe_local_url)."""
+    return safe_local_url(target)
 
 
 def _inline():

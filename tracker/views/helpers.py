@@ -95,12 +95,8 @@ def list_args(state):
     return args
 
 
-def local_next(prefix):
+def local_next(prefix="/"):
     """The ?next= path when it is a page of this app under prefix, else None (no open redirects)."""
-    from urllib.parse import urlsplit
+    from tracker.security import safe_local_url
 
-    target = request.args.get("next", "", type=str)
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or "\\" in target or not target.startswith(prefix):
-        return None
-    return target
+    return safe_local_url(request.args.get("next", "", type=str), prefix)
