@@ -1,0 +1,143 @@
+"""Sessions end: at sign-out, and everywhere else on a password change.
+
+Every test copies real cookies out of one test client into another, as an
+attacker with a stolen cookie would, and replays them against the app.
+"""
+
+from flask_login import current_user, login_required
+
+from tests.conftest import PASSWORD
+from tracker.extensions import db
+from tracker.models import User
+from tracker.security import end_other_sessions
+
+REMEMBER = "remember_token"
+
+
+def sign_in(client, user, remember=False):
+    client.get("/login")
+    data = {"email": user.email, "password": PASSWORD}
+    if remember:
+        data["remember"] = "y"
+    response = client.post("/login", data=data)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert client.get("/sites/").status_code == 200
+
+
+def cookie(client, name):
+    found = client.get_cookie(name)
+    assert found is not None, f"no {name} cookie"
+    return found.value
+
+
+def replay(app, **cookies):
+    """A fresh browser holding only the given cookies: does it reach a signed-in page?"""
+    other = app.test_client()
+    for name, value in cookies.items():
+        other.set_cookie(name, value)
+    return other.get("/sites/").status_code == 200
+
+
+def test_a_copied_session_cookie_stops_working_at_sign_out(app, client, user):
+    sign_in(client, user)
+    stolen = cookie(client, "session")
+    assert replay(app, session=stolen)  # the copy works while the session lives
+    client.post("/logout")
+    assert client.get("/sites/").status_code == 302
+    assert not replay(app, session=stolen)
+
+
+def test_a_copied_remember_me_cookie_stops_working_at_sign_out(app, client, user):
+    sign_in(client, user, remember=True)
+    stolen = cookie(client, REMEMBER)
+    assert replay(app, **{REMEMBER: stolen})  # it signs a new browser in by itself
+    client.post("/logout")
+    assert not replay(app, **{REMEMBER: stolen})
+    assert not replay(app, session=cookie(client, "session"), **{REMEMBER: stolen})
+
+
+def test_each_sign_in_after_a_sign_out_gets_another_remember_me_cookie(client, user):
+    seen = set()
+    for _ in range(3):
+        sign_in(client, user, remember=True)
+        seen.add(cookie(client, REMEMBER))
+        client.post("/logout")
+    assert len(seen) == 3
+
+
+def test_sign_out_ends_the_sessions_of_the_other_browsers_too(app, client, user):
+    laptop, phone = client, app.test_client()
+    sign_in(laptop, user)
+    sign_in(phone, user, remember=True)
+    laptop.post("/logout")
+    assert phone.get("/sites/").status_code == 302
+    # The phone signs in again as usual.
+    sign_in(phone, user)
+
+
+def set_session_user(client, value):
+    """Rewrite the user id inside a real signed-in session (signed with the app's key)."""
+    with client.session_transaction() as session:
+        assert session["_user_id"]
+        session["_user_id"] = value
+
+
+def test_a_session_from_before_the_session_tokens_is_refused(client, user):
+    sign_in(client, user)
+    # Version 0010 and older stored the bare user id.
+    set_session_user(client, str(user.id))
+    assert client.get("/sites/").status_code == 302
+
+
+def test_a_session_with_another_users_token_is_refused(client, factory):
+    one, two = factory.user(), factory.user()
+    sign_in(client, one)
+    set_session_user(client, f"{one.id}:{two.session_token}")
+    assert client.get("/sites/").status_code == 302
+    sign_in(client, one)
+    set_session_user(client, f"{one.id}:{one.session_token}")
+    assert client.get("/sites/").status_code == 200
+    for forged in (f"{one.id}:", f"{one.id}", "", ":", f"{one.id}:{one.session_token}x",
+                   f"{2**70}:{one.session_token}", f"x:{one.session_token}"):
+        set_session_user(client, forged)
+        assert client.get("/sites/").status_code == 302, forged
+        sign_in(client, one)
+
+
+def test_end_other_sessions_keeps_this_browser_only(app, factory):
+    """What a password change calls: this browser stays in, every other one is out."""
+
+    @login_required
+    def password_changed():
+        end_other_sessions(current_user)
+        return "ok"
+
+    app.add_url_rule("/test/password-changed", view_func=password_changed)
+    user = factory.user()
+    here, there = app.test_client(), app.test_client()
+    sign_in(here, user, remember=True)
+    sign_in(there, user, remember=True)
+    old_remember = cookie(here, REMEMBER)
+    old_there_session = cookie(there, "session")
+    before = user.session_token
+
+    assert here.get("/test/password-changed").get_data(as_text=True) == "ok"
+
+    db.session.expire_all()
+    assert db.session.get(User, user.id).session_token != before
+    assert here.get("/sites/").status_code == 200
+    # This browser's remember-me cookie was reissued with the new token and works alone.
+    new_remember = cookie(here, REMEMBER)
+    assert new_remember != old_remember
+    assert replay(app, **{REMEMBER: new_remember})
+    # Everything issued before is refused.
+    assert not replay(app, **{REMEMBER: old_remember})
+    assert not replay(app, session=old_there_session)
+    assert there.get("/sites/").status_code == 302
+
+
+def test_a_deactivated_user_is_signed_out_at_the_next_request(client, user):
+    sign_in(client, user)
+    user.active = False
+    db.session.commit()
+    assert client.get("/sites/").status_code == 302
