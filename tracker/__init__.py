@@ -84,7 +84,9 @@ def _connect_signals():
     """Pipeline steps that listen to the sync (blinker keeps one connection per receiver)."""
     from tracker.attribution import on_emails_stored
     from tracker.ingest import before_batch_stored
-    from tracker.sync import batch_fetched, emails_stored
+    from tracker.jobs.webhooks import on_emails_committed
+    from tracker.sync import batch_fetched, emails_committed, emails_stored
 
     batch_fetched.connect(before_batch_stored)
     emails_stored.connect(on_emails_stored)
+    emails_committed.connect(on_emails_committed)

@@ -47,6 +47,10 @@ _signals = Namespace()
 #: `mailbox` and `email_ids` (the new rows). Receivers (attribution of emails to
 #: visits and rules) may update those rows; an exception aborts the whole batch.
 emails_stored = _signals.signal("emails-stored")
+#: Sent after the transaction that stored a batch committed, with `mailbox` and
+#: `email_ids` (the new rows, counted and attributed). Receivers (webhooks) work
+#: in transactions of their own; their failures are theirs to handle.
+emails_committed = _signals.signal("emails-committed")
 #: Sent after a batch was fetched and before it is stored, between transactions,
 #: with `mailbox`. Receivers may commit their own work (the page views queued in
 #: Redis are written then, so that attribution sees every address shown so far).
@@ -535,6 +539,9 @@ def _store_batch(state, folder, uidvalidity, messages, cursor, rematch, now):
         emails_stored.send(current_app._get_current_object(), mailbox=mailbox,
                            email_ids=new_ids)
     db.session.commit()
+    if new_ids:
+        emails_committed.send(current_app._get_current_object(), mailbox=mailbox,
+                              email_ids=new_ids)
     return len(new_ids), found
 
 

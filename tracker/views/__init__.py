@@ -6,11 +6,13 @@ from flask_wtf.csrf import CSRFError
 
 from tracker.domains import display_domain
 from tracker.views import api, auth, blocks, credentials, mailboxes, main, reports, rules, sites
+from tracker.views import webhooks
 
 BLUEPRINTS = [
     main.bp, auth.bp, sites.bp, mailboxes.bp, credentials.bp, blocks.bp, rules.bp, reports.bp,
     api.bp,
 ]
+BLUEPRINTS.append(webhooks.bp)
 
 # Admin sections in menu order; a section shows once its blueprint exists.
 SECTIONS = [
