@@ -9,9 +9,10 @@ from tracker.models.rules import PoolAddress, PoolUsage, Rule, RuleCondition
 from tracker.models.visits import Assignment, Display, IngestCursor, Visit
 from tracker.models.emails import Email, SyncRun
 from tracker.models.integrations import Webhook, WebhookAttempt, WebhookDelivery
+from tracker.models.apitokens import ApiToken
 
 __all__ = [
-    "Account", "AccountOwned", "Assignment", "Block", "BlockAddress", "Credential", "Display",
+    "Account", "AccountOwned", "ApiToken", "Assignment", "Block", "BlockAddress", "Credential", "Display",
     "Email", "IngestCursor", "Mailbox", "MailboxFolder", "PoolAddress", "PoolUsage", "Rule", "RuleCondition", "Site",
     "SiteDomain", "SyncRun", "User", "Visit", "Webhook", "WebhookAttempt", "WebhookDelivery", "email_count", "utcnow",
 ]

@@ -6,11 +6,12 @@ from flask_wtf.csrf import CSRFError
 
 from tracker.domains import display_domain
 from tracker.views import api, auth, blocks, credentials, mailboxes, main, reports, rules, sites
+from tracker.views import api_v1, apitokens
 from tracker.views import webhooks
 
 BLUEPRINTS = [
     main.bp, auth.bp, sites.bp, mailboxes.bp, credentials.bp, blocks.bp, rules.bp, reports.bp,
-    api.bp,
+    api.bp, api_v1.bp, apitokens.bp,
 ]
 BLUEPRINTS.append(webhooks.bp)
 
