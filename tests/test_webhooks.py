@@ -420,3 +420,21 @@ def test_forms_need_the_csrf_token(client, user):
                            ).status_code == 400
     db.session.refresh(webhook)
     assert webhook.active
+
+
+def test_settings_are_checked(app_config):
+    from tracker import create_app
+
+    for name, value in (("WEBHOOK_TIMEOUT_SECONDS", "0"), ("WEBHOOK_TIMEOUT_SECONDS", "ten"),
+                        ("WEBHOOK_PAUSE_AFTER_SECONDS", "5")):
+        with pytest.raises(SystemExit, match=name):
+            create_app(dict(app_config, **{name: value}))
+
+
+def test_cron_runs_the_sweep():
+    from rq import cron
+
+    import tracker.jobs.cron  # noqa: F401  (registers on import, as `rq cron` loads it)
+
+    names = [f"{d['func'].__module__}.{d['func'].__name__}" for d in cron._job_data_registry]
+    assert "tracker.jobs.webhooks.sweep" in names

@@ -8,6 +8,7 @@ from tracker.jobs.health import heartbeat
 from tracker.jobs.pageviews import write_pageviews
 from tracker.jobs.reports import record_pool_usage
 from tracker.jobs.sync import dispatch_due_mailboxes
+from tracker.jobs.webhooks import sweep as sweep_webhooks
 
 QUEUE = os.environ.get("RQ_QUEUE", "default")
 
@@ -18,3 +19,5 @@ cron.register(dispatch_due_mailboxes, queue_name=QUEUE, interval=60)
 cron.register(write_pageviews, queue_name=QUEUE, interval=60)
 # Every 10 minutes: pool usage per rule and day (today and yesterday) from the stored leases.
 cron.register(record_pool_usage, queue_name=QUEUE, interval=600)
+# Every minute: queue again the webhook deliveries whose job was lost; trim their logs.
+cron.register(sweep_webhooks, queue_name=QUEUE, interval=60)
