@@ -30,6 +30,7 @@ ENV_VARS = {
     "LOGIN_ATTEMPTS_PER_IP": str,
     "API_RATE_PER_IP": str,
     "API_RATE_PER_SITE": str,
+    "API_TOKEN_RATE": str,
     "SITE_SETUP_CACHE_SECONDS": int,
     "RQ_QUEUE": str,
     "PROXY_COUNT": int,
@@ -81,6 +82,8 @@ def defaults(instance_path):
         "LOGIN_ATTEMPTS_PER_IP": "20 per 15 minutes",
         "API_RATE_PER_IP": "120 per minute",
         "API_RATE_PER_SITE": "6000 per minute",
+        # The read API (/api/v1/emails...), per token.
+        "API_TOKEN_RATE": "120 per minute;5000 per hour",
         # Page views keep a site's blocks and rules this long per process.
         "SITE_SETUP_CACHE_SECONDS": 5,
         "SESSION_COOKIE_SECURE": False,
@@ -183,7 +186,7 @@ def finalize(config, instance_path):
 
     for name in ("LOGIN_ATTEMPTS_PER_EMAIL", "LOGIN_ATTEMPTS_PER_IP", "API_RATE_PER_IP",
                  "LOGIN_ATTEMPTS_PER_IP_EMAIL",
-                 "API_RATE_PER_SITE"):
+                 "API_RATE_PER_SITE", "API_TOKEN_RATE"):
         from limits import parse_many
 
         try:
