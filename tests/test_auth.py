@@ -306,3 +306,171 @@ def test_cancel_links_and_htmx_redirects_stay_on_site(logged_in):
                                 response.get_data(as_text=True))
             assert len(cancel) == 1, url
             assert_stays_on_site(html.unescape(cancel[0]))
+
+
+class HashCalls:
+    """Counts the real password-hash checks (the function runs as usual)."""
+
+    def __init__(self, monkeypatch):
+        import werkzeug.security
+
+        self.hashes = []
+        original = werkzeug.security.check_password_hash
+
+        def counted(pwhash, password):
+            self.hashes.append(pwhash)
+            return original(pwhash, password)
+
+        monkeypatch.setattr(werkzeug.security, "check_password_hash", counted)
+
+
+def test_thirty_parallel_wrong_passwords_are_evaluated_at_most_the_limit(
+        app, live_server, factory, monkeypatch):
+    import http.client
+    import threading
+    from urllib.parse import urlencode, urlsplit
+
+    victim = factory.user()
+    calls = HashCalls(monkeypatch)
+    host = urlsplit(live_server.url)
+    # One browser's session cookie and CSRF token, shared by 30 simultaneous tries.
+    conn = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
+    conn.request("GET", "/login")
+    page = conn.getresponse()
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
+                      page.read().decode()).group(1)
+    cookie = page.getheader("Set-Cookie").split(";")[0]
+    conn.close()
+    body = urlencode({"csrf_token": token, "email": victim.email, "password": "guess"})
+    start = threading.Barrier(30)
+    statuses = []
+
+    def attempt():
+        one = http.client.HTTPConnection(host.hostname, host.port, timeout=60)
+        start.wait()
+        one.request("POST", "/login", body=body, headers={
+            "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+        statuses.append(one.getresponse().status)
+        one.close()
+
+    threads = [threading.Thread(target=attempt) for _ in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(statuses) == 30
+    assert statuses.count(422) == 5  # LOGIN_ATTEMPTS_PER_IP_EMAIL: 5 per 15 minutes
+    assert statuses.count(429) == 25
+    assert len(calls.hashes) == 5
+    # The owner, from another IP, signs in at once.
+    owner = app.test_client()
+    owner.get("/login", environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    response = owner.post("/login", environ_base={"REMOTE_ADDR": "198.51.100.7"},
+                          data={"email": victim.email, "password": PASSWORD})
+    assert response.status_code == 302
+
+
+def tries(client, ip, email, password="guess"):
+    client.get("/login", environ_base={"REMOTE_ADDR": ip})
+    return client.post("/login", environ_base={"REMOTE_ADDR": ip},
+                       data={"email": email, "password": password})
+
+
+def test_many_ips_failing_on_an_account_only_slow_browsers_that_never_signed_in(
+        app, client, factory):
+    app.config["LOGIN_ATTEMPTS_PER_EMAIL"] = "6 per minute"
+    victim = factory.user()
+    # The owner's own browser, used before from home.
+    assert tries(client, "192.0.2.1", victim.email, PASSWORD).status_code == 302
+    client.post("/logout", environ_base={"REMOTE_ADDR": "192.0.2.1"})
+    # Strangers from three IPs spend the account's allowance (each IP stays under its own).
+    attacker = app.test_client()
+    for n in range(6):
+        assert tries(attacker, f"203.0.113.{n % 3}", victim.email).status_code == 422
+    assert tries(attacker, "203.0.113.9", victim.email).status_code == 429
+    # A new browser is asked to wait; its correct password is not even checked.
+    stranger = tries(app.test_client(), "198.51.100.1", victim.email, PASSWORD)
+    assert stranger.status_code == 429
+    assert "Wait 1 minutes" in stranger.get_data(as_text=True)
+    # The owner's browser signs in from a new IP.
+    assert tries(client, "198.51.100.2", victim.email, PASSWORD).status_code == 302
+    # Another account is untouched.
+    assert tries(app.test_client(), "203.0.113.9", factory.user().email,
+                 PASSWORD).status_code == 302
+
+
+def test_a_forged_device_cookie_is_no_exemption(app, client, factory):
+    app.config["LOGIN_ATTEMPTS_PER_EMAIL"] = "2 per minute"
+    victim = factory.user()
+    for n in range(2):
+        tries(app.test_client(), f"203.0.113.{n}", victim.email)
+    for forged in ("[%d]" % victim.id, "x", ""):
+        client.set_cookie("tracker_device", forged)
+        assert tries(client, "198.51.100.3", victim.email, PASSWORD).status_code == 429
+
+
+def test_throttled_and_evaluated_tries_leave_successes_uncounted(app, client, user):
+    app.config["LOGIN_ATTEMPTS_PER_IP_EMAIL"] = "3 per 15 minutes"
+    for _ in range(2):
+        assert tries(client, "192.0.2.5", user.email).status_code == 422
+    for _ in range(5):  # successes give their attempt back
+        assert tries(client, "192.0.2.5", user.email, PASSWORD).status_code == 302
+        client.post("/logout", environ_base={"REMOTE_ADDR": "192.0.2.5"})
+    assert tries(client, "192.0.2.5", user.email).status_code == 422
+    assert tries(client, "192.0.2.5", user.email, PASSWORD).status_code == 429
+
+
+def test_sign_in_hashes_the_password_once_whether_or_not_the_email_exists(
+        client, factory, monkeypatch):
+    from werkzeug.security import generate_password_hash
+
+    user = factory.user()
+    inactive = factory.user()
+    inactive.active = False
+    db.session.commit()
+    calls = HashCalls(monkeypatch)
+    method = generate_password_hash("x").split("$")[0]  # e.g. scrypt:32768:8:1
+    client.get("/login")
+    for email in ("nobody@example.com", user.email, inactive.email):
+        calls.hashes.clear()
+        response = client.post("/login", data={"email": email, "password": "guess"})
+        assert response.status_code == 422
+        assert len(calls.hashes) == 1, email
+        assert calls.hashes[0].split("$")[0] == method, email
+    assert calls.hashes[0] == inactive.password_hash
+    # The unknown email was checked against a hash of its own, not a user's.
+    calls.hashes.clear()
+    client.post("/login", data={"email": "nobody@example.com", "password": "guess"})
+    assert calls.hashes[0] not in {user.password_hash, inactive.password_hash}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+def test_instance_folder_database_and_secrets_are_private(app_config, tmp_path, umask):
+    import os
+    import stat
+
+    from tracker import create_app
+    from tracker.models import Account
+
+    config = dict(app_config, INSTANCE_PATH=str(tmp_path / "fresh" / "instance"))
+    for generated in ("DATABASE_URL", "SECRET_KEY", "FERNET_KEYS"):
+        config.pop(generated)
+    instance = tmp_path / "fresh" / "instance"
+    previous = os.umask(umask)
+    try:
+        app = create_app(config)
+        with app.app_context():
+            db.create_all()
+            db.session.add(User(account=Account(name="A"), email="a@example.com",
+                                password_hash="x"))
+            db.session.commit()
+            # The write-ahead log and its index exist while the database is open.
+            names = {p.name for p in instance.iterdir()}
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in instance.iterdir()}
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(instance.stat().st_mode) == 0o700
+    assert {"tracker.sqlite3", "tracker.sqlite3-wal", "secret_key", "fernet_keys"} <= names
+    assert modes == {name: 0o600 for name in names}

@@ -30,7 +30,6 @@ ENV_VARS = {
     "LOGIN_ATTEMPTS_PER_IP": str,
     "API_RATE_PER_IP": str,
     "API_RATE_PER_SITE": str,
-    "API_TOKEN_RATE": str,
     "SITE_SETUP_CACHE_SECONDS": int,
     "RQ_QUEUE": str,
     "PROXY_COUNT": int,
@@ -43,15 +42,27 @@ ENV_VARS = {
     "SYNC_BATCH_SIZE": str,
     "SYNC_JOB_TIMEOUT": str,
     "SYNC_RETRY_INTERVALS": str,
-    "WEBHOOK_TIMEOUT_SECONDS": str,
-    "WEBHOOK_RETRY_BASE_SECONDS": str,
-    "WEBHOOK_RETRY_MAX_SECONDS": str,
-    "WEBHOOK_RETRY_FOR_SECONDS": str,
-    "WEBHOOK_PAUSE_AFTER_SECONDS": str,
 }
 
 # A web request must never wait on IMAP for 15 seconds or more.
 MAX_IMAP_TIMEOUT = 14
+
+
+def private_dir(path):
+    """Create a folder only its owner can open (0o700), if it is missing."""
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)  # whatever the umask
+
+
+def private_file(path):
+    """Create an empty file only its owner can read (0o600), if it is missing."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _secret_file(instance_path, name, make):
@@ -59,7 +70,7 @@ def _secret_file(instance_path, name, make):
     path = Path(instance_path) / name
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     value = make()
     # Created with owner-only permissions: these are secrets.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -82,8 +93,6 @@ def defaults(instance_path):
         "LOGIN_ATTEMPTS_PER_IP": "20 per 15 minutes",
         "API_RATE_PER_IP": "120 per minute",
         "API_RATE_PER_SITE": "6000 per minute",
-        # The read API (/api/v1/emails...), per token.
-        "API_TOKEN_RATE": "120 per minute;5000 per hour",
         # Page views keep a site's blocks and rules this long per process.
         "SITE_SETUP_CACHE_SECONDS": 5,
         "SESSION_COOKIE_SECURE": False,
@@ -103,14 +112,6 @@ def defaults(instance_path):
         "SYNC_BATCH_SIZE": 500,
         "SYNC_JOB_TIMEOUT": 1800,
         "SYNC_RETRY_INTERVALS": "60,300,900",
-        # Webhooks: the time-out of one delivery attempt, the back-off of the retries
-        # (doubling from BASE up to MAX), how long an event is retried, and after how long
-        # without a 2xx answer a URL is paused.
-        "WEBHOOK_TIMEOUT_SECONDS": 10,
-        "WEBHOOK_RETRY_BASE_SECONDS": 30,
-        "WEBHOOK_RETRY_MAX_SECONDS": 4 * 3600,
-        "WEBHOOK_RETRY_FOR_SECONDS": 24 * 3600,
-        "WEBHOOK_PAUSE_AFTER_SECONDS": 24 * 3600,
         # How many runs of each mailbox its sync log keeps.
         "SYNC_RUNS_KEPT": 50,
     }
@@ -165,8 +166,13 @@ def finalize(config, instance_path):
         ) from None
     if url.get_backend_name() not in {"sqlite", "postgresql"}:
         raise ConfigError("DATABASE_URL must be a sqlite:// or postgresql:// URL.")
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not url.database.startswith("file:"):
+        # The database and its folder are private to the user running the app: SQLite
+        # creates the file with the umask's mode, so it is made here first (an empty
+        # file is an empty database; its journals take the file's mode).
+        private_dir(Path(url.database).parent)
+        private_file(url.database)
     config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
 
     redis_url = str(config["REDIS_URL"])
@@ -186,7 +192,7 @@ def finalize(config, instance_path):
 
     for name in ("LOGIN_ATTEMPTS_PER_EMAIL", "LOGIN_ATTEMPTS_PER_IP", "API_RATE_PER_IP",
                  "LOGIN_ATTEMPTS_PER_IP_EMAIL",
-                 "API_RATE_PER_SITE", "API_TOKEN_RATE"):
+                 "API_RATE_PER_SITE"):
         from limits import parse_many
 
         try:
@@ -199,7 +205,6 @@ def finalize(config, instance_path):
 
     _finalize_imap(config)
     _finalize_sync(config)
-    _finalize_webhooks(config)
 
     # Cookies: explicit flags; Secure follows SESSION_COOKIE_SECURE or an https BASE_URL.
     secure = bool(config.get("SESSION_COOKIE_SECURE")) or base_url.startswith("https://")
@@ -278,23 +283,3 @@ def _finalize_sync(config):
             "SYNC_RETRY_INTERVALS is not a comma-separated list of seconds such as '60,300,900'."
         ) from None
     config["SYNC_RETRY_INTERVALS"] = intervals
-
-
-def _finalize_webhooks(config):
-    """Validate the webhook delivery settings (seconds) and parse them into numbers."""
-    limits = {
-        "WEBHOOK_TIMEOUT_SECONDS": (0.1, 60),
-        "WEBHOOK_RETRY_BASE_SECONDS": (0, 86400),
-        "WEBHOOK_RETRY_MAX_SECONDS": (0, 7 * 86400),
-        "WEBHOOK_RETRY_FOR_SECONDS": (0, 7 * 86400),
-        "WEBHOOK_PAUSE_AFTER_SECONDS": (60, 30 * 86400),
-    }
-    for name, (low, high) in limits.items():
-        try:
-            value = float(str(config.get(name)).strip())
-            if not low <= value <= high:
-                raise ValueError
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name} must be a number of seconds from {low:g} to "
-                              f"{high:g}.") from None
-        config[name] = value
