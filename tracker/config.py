@@ -30,6 +30,7 @@ ENV_VARS = {
     "LOGIN_ATTEMPTS_PER_IP": str,
     "API_RATE_PER_IP": str,
     "API_RATE_PER_SITE": str,
+    "API_TOKEN_RATE": str,
     "SITE_SETUP_CACHE_SECONDS": int,
     "RQ_QUEUE": str,
     "PROXY_COUNT": int,
@@ -42,6 +43,11 @@ ENV_VARS = {
     "SYNC_BATCH_SIZE": str,
     "SYNC_JOB_TIMEOUT": str,
     "SYNC_RETRY_INTERVALS": str,
+    "WEBHOOK_TIMEOUT_SECONDS": str,
+    "WEBHOOK_RETRY_BASE_SECONDS": str,
+    "WEBHOOK_RETRY_MAX_SECONDS": str,
+    "WEBHOOK_RETRY_FOR_SECONDS": str,
+    "WEBHOOK_PAUSE_AFTER_SECONDS": str,
 }
 
 # A web request must never wait on IMAP for 15 seconds or more.
@@ -93,6 +99,8 @@ def defaults(instance_path):
         "LOGIN_ATTEMPTS_PER_IP": "20 per 15 minutes",
         "API_RATE_PER_IP": "120 per minute",
         "API_RATE_PER_SITE": "6000 per minute",
+        # The read API (/api/v1/emails...), per token.
+        "API_TOKEN_RATE": "120 per minute;5000 per hour",
         # Page views keep a site's blocks and rules this long per process.
         "SITE_SETUP_CACHE_SECONDS": 5,
         "SESSION_COOKIE_SECURE": False,
@@ -112,6 +120,14 @@ def defaults(instance_path):
         "SYNC_BATCH_SIZE": 500,
         "SYNC_JOB_TIMEOUT": 1800,
         "SYNC_RETRY_INTERVALS": "60,300,900",
+        # Webhooks: the time-out of one delivery attempt, the back-off of the retries
+        # (doubling from BASE up to MAX), how long an event is retried, and after how long
+        # without a 2xx answer a URL is paused.
+        "WEBHOOK_TIMEOUT_SECONDS": 10,
+        "WEBHOOK_RETRY_BASE_SECONDS": 30,
+        "WEBHOOK_RETRY_MAX_SECONDS": 4 * 3600,
+        "WEBHOOK_RETRY_FOR_SECONDS": 24 * 3600,
+        "WEBHOOK_PAUSE_AFTER_SECONDS": 24 * 3600,
         # How many runs of each mailbox its sync log keeps.
         "SYNC_RUNS_KEPT": 50,
     }
@@ -192,7 +208,7 @@ def finalize(config, instance_path):
 
     for name in ("LOGIN_ATTEMPTS_PER_EMAIL", "LOGIN_ATTEMPTS_PER_IP", "API_RATE_PER_IP",
                  "LOGIN_ATTEMPTS_PER_IP_EMAIL",
-                 "API_RATE_PER_SITE"):
+                 "API_RATE_PER_SITE", "API_TOKEN_RATE"):
         from limits import parse_many
 
         try:
@@ -205,6 +221,7 @@ def finalize(config, instance_path):
 
     _finalize_imap(config)
     _finalize_sync(config)
+    _finalize_webhooks(config)
 
     # Cookies: explicit flags; Secure follows SESSION_COOKIE_SECURE or an https BASE_URL.
     secure = bool(config.get("SESSION_COOKIE_SECURE")) or base_url.startswith("https://")
@@ -283,3 +300,23 @@ def _finalize_sync(config):
             "SYNC_RETRY_INTERVALS is not a comma-separated list of seconds such as '60,300,900'."
         ) from None
     config["SYNC_RETRY_INTERVALS"] = intervals
+
+
+def _finalize_webhooks(config):
+    """Validate the webhook delivery settings (seconds) and parse them into numbers."""
+    limits = {
+        "WEBHOOK_TIMEOUT_SECONDS": (0.1, 60),
+        "WEBHOOK_RETRY_BASE_SECONDS": (0, 86400),
+        "WEBHOOK_RETRY_MAX_SECONDS": (0, 7 * 86400),
+        "WEBHOOK_RETRY_FOR_SECONDS": (0, 7 * 86400),
+        "WEBHOOK_PAUSE_AFTER_SECONDS": (60, 30 * 86400),
+    }
+    for name, (low, high) in limits.items():
+        try:
+            value = float(str(config.get(name)).strip())
+            if not low <= value <= high:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a number of seconds from {low:g} to "
+                              f"{high:g}.") from None
+        config[name] = value
