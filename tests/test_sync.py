@@ -20,6 +20,7 @@ from tests.services.ports import free_port
 from tracker import sync
 from tracker.extensions import db
 from tracker.jobs.sync import (
+    MailboxBusy,
     dispatch_due_mailboxes,
     due_mailboxes,
     enqueue_sync,
@@ -445,7 +446,9 @@ def test_a_mailbox_is_not_synced_by_two_workers_at_once(app, ctx, box):
     lock = redis.lock(f"tracker:sync-lock:{box.id}", timeout=30)
     assert lock.acquire(blocking=False)
     try:
-        assert sync_mailbox(box.id) == {"skipped": "locked"}
+        # Not dropped: the job fails with MailboxBusy, and RQ tries it again later.
+        with pytest.raises(MailboxBusy):
+            sync_mailbox(box.id)
         assert emails(box.id) == [] and last_run(box.id) is None
     finally:
         lock.release()

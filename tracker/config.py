@@ -43,6 +43,8 @@ ENV_VARS = {
     "SYNC_BATCH_SIZE": str,
     "SYNC_JOB_TIMEOUT": str,
     "SYNC_RETRY_INTERVALS": str,
+    "SYNC_LEASE_SECONDS": str,
+    "OPERATOR_EMAILS": str,
     "WEBHOOK_TIMEOUT_SECONDS": str,
     "WEBHOOK_RETRY_BASE_SECONDS": str,
     "WEBHOOK_RETRY_MAX_SECONDS": str,
@@ -120,6 +122,11 @@ def defaults(instance_path):
         "SYNC_BATCH_SIZE": 500,
         "SYNC_JOB_TIMEOUT": 1800,
         "SYNC_RETRY_INTERVALS": "60,300,900",
+        # A sync's lock lives this long unless renewed: how soon a mailbox whose worker
+        # died syncs again.
+        "SYNC_LEASE_SECONDS": 30,
+        # Who may see the jobs page (/ops/jobs): comma-separated emails of users.
+        "OPERATOR_EMAILS": "",
         # Webhooks: the time-out of one delivery attempt, the back-off of the retries
         # (doubling from BASE up to MAX), how long an event is retried, and after how long
         # without a 2xx answer a URL is paused.
@@ -287,6 +294,7 @@ def _finalize_sync(config):
     _positive_int(config, "FIRST_SYNC_HOURS", 1, 24 * 365, "a number of hours")
     _positive_int(config, "SYNC_BATCH_SIZE", 1, 5000, "a number of messages")
     _positive_int(config, "SYNC_JOB_TIMEOUT", 60, 86400, "a number of seconds")
+    _positive_int(config, "SYNC_LEASE_SECONDS", 2, 600, "a number of seconds")
     _positive_int(config, "SYNC_RUNS_KEPT", 1, 10000, "a number of runs")
     intervals = config.get("SYNC_RETRY_INTERVALS")
     if isinstance(intervals, str):

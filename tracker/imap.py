@@ -118,6 +118,8 @@ MESSAGES = {
     "server_error": _l("The server reported an error: %(detail)s"),
     "password_unreadable": _l("The stored password cannot be decrypted with the current "
                               "FERNET_KEYS: enter the password again."),
+    "interrupted": _l("Interrupted: the worker running this sync stopped before it "
+                      "finished. What it had stored is kept; the next sync reads the rest."),
 }
 # The server's own explanation, added to a failed sign-in.
 SERVER_SAID = _l("The server said: “%(detail)s”")

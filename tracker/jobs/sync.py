@@ -3,8 +3,15 @@
 - A mailbox is never queued twice at once: its sync job has the id
   `sync-mailbox-<id>`, and a job with that id that is queued, running or waiting to
   retry is left alone.
-- A mailbox is never synced by two workers at once: the sync holds a Redis lock
-  whose TTL outlives the job timeout, so a killed worker cannot block it for good.
+- A mailbox is never synced by two workers at once: the sync holds a lease (a Redis
+  lock of SYNC_LEASE_SECONDS, renewed by a thread while the sync runs; see
+  tracker.jobs.lease), so a worker killed mid-sync blocks it for seconds, not for the
+  job timeout. A sync that finds the mailbox locked is retried, never dropped.
+- A run left "running" by a dead worker (no lease any more) is closed as
+  "interrupted" by the next sync of the mailbox or by the cron's
+  recover_interrupted_syncs, which queues the mailbox again; its rq job, still
+  "started" in Redis, counts as dead (see job_is_dead), so "Sync now" and the
+  status widget do not wait for it.
 - A sync that fails for network reasons raises SyncFailed, and RQ retries it with
   the backoff of SYNC_RETRY_INTERVALS; a wrong password is recorded on the mailbox
   and not retried before the next scheduled run.
@@ -15,15 +22,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import RedisError
 from rq import Queue, Retry, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 
 from tracker import counting
 from tracker.extensions import db
 from tracker.jobs import app_context, redis_connection
+from tracker.jobs.lease import Lease
 from tracker.models import Mailbox, SyncRun, utcnow
 from tracker.sync import run_sync
 
@@ -50,18 +58,50 @@ def sync_job_id(mailbox_id):
     return f"sync-mailbox-{mailbox_id}"
 
 
+def lock_key(mailbox_id):
+    return f"tracker:sync-lock:{mailbox_id}"
+
+
+def lease_seconds():
+    return current_app.config.get("SYNC_LEASE_SECONDS", 30)
+
+
 def _lock(redis, mailbox_id):
-    """The per-mailbox lock; its TTL outlives the longest sync."""
-    timeout = current_app.config["SYNC_JOB_TIMEOUT"] + 60
-    return redis.lock(f"tracker:sync-lock:{mailbox_id}", timeout=timeout)
+    """The per-mailbox lease: held while a sync or a recount of the mailbox runs."""
+    return Lease(redis, lock_key(mailbox_id), lease_seconds())
 
 
 def _release(lock):
-    try:
-        lock.release()
-    except LockError:
-        # The TTL ran out first; someone else may hold it now, which is fine.
-        logger.warning("Sync lock %s expired before release", lock.name)
+    lock.release()
+
+
+def job_is_dead(job, redis, mailbox_id):
+    """True for a sync job that rq still calls "started" but that no live worker runs.
+
+    A running sync holds the mailbox's lease; a job started longer than a lease ago
+    without one was left by a worker that died (killed, or its machine lost).
+    """
+    if job.started_at is None:
+        return False
+    age = (utcnow() - job.started_at.replace(tzinfo=None)).total_seconds()
+    return age > lease_seconds() and not redis.exists(lock_key(mailbox_id))
+
+
+def close_interrupted_runs(mailbox_id):
+    """Mark the mailbox's runs still "running" as interrupted; return how many.
+
+    Only called while holding the mailbox's lease: then no sync of it runs, and any
+    run still "running" was left by a worker that died.
+    """
+    closed = db.session.execute(
+        update(SyncRun).where(SyncRun.mailbox_id == mailbox_id, SyncRun.status == "running")
+        .values(status="interrupted", finished_at=utcnow())
+        .execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    if closed:
+        logger.warning("Mailbox %s: %d sync run(s) left by a dead worker closed as interrupted",
+                       mailbox_id, closed)
+    return closed
 
 
 def _fetch_job(job_id, redis):
@@ -91,6 +131,9 @@ def enqueue_sync(mailbox_id, *, trigger="schedule"):
         job = _fetch_job(job_id, redis)
         if job is not None:
             status = _status(job)
+            if status == JobStatus.STARTED and job_is_dead(job, redis, mailbox_id):
+                logger.warning("Sync job %s was left by a dead worker; queued again", job_id)
+                status = None
             if status in PENDING and not (trigger == "manual" and status == JobStatus.SCHEDULED):
                 return job, False
             # Finished, failed or waiting to retry: replace it (the id is reused).
@@ -118,8 +161,12 @@ def sync_mailbox(mailbox_id, trigger="schedule"):
             return {"skipped": "inactive"}
         lock = _lock(redis_connection(), mailbox_id)
         if not lock.acquire(blocking=False):
-            return {"skipped": "locked"}
+            # A recount (or a dying worker's lease, for seconds): RQ tries again later.
+            logger.warning("Mailbox %s is locked; its %s sync is retried later",
+                           mailbox_id, trigger)
+            raise MailboxBusy(f"mailbox {mailbox_id} is locked by another job")
         try:
+            close_interrupted_runs(mailbox_id)
             result = run_sync(mailbox, trigger=trigger, progress=_progress(get_current_job()))
         finally:
             _release(lock)
@@ -158,9 +205,35 @@ def due_mailboxes(now):
     return list(db.session.scalars(query))
 
 
+def recover_interrupted_syncs():
+    """rq cron, every minute: close the runs left "running" by dead workers and queue
+    their mailboxes again; return the ids of the mailboxes recovered."""
+    with app_context():
+        redis = redis_connection()
+        cutoff = utcnow() - timedelta(seconds=lease_seconds())
+        stale = db.session.scalars(
+            select(SyncRun.mailbox_id).where(SyncRun.status == "running",
+                                             SyncRun.started_at <= cutoff).distinct()).all()
+        recovered = []
+        for mailbox_id in stale:
+            lock = _lock(redis, mailbox_id)
+            if not lock.acquire(blocking=False):
+                continue  # a live sync: its run is not interrupted
+            try:
+                closed = close_interrupted_runs(mailbox_id)
+            finally:
+                _release(lock)
+            mailbox = db.session.get(Mailbox, mailbox_id)
+            if closed and mailbox is not None and mailbox.active:
+                enqueue_sync(mailbox_id)
+                recovered.append(mailbox_id)
+        return recovered
+
+
 def dispatch_due_mailboxes():
     """rq cron, every minute: queue each due mailbox; return the ids queued now."""
     with app_context():
+        recover_interrupted_syncs()
         queued = []
         for mailbox_id in due_mailboxes(utcnow()):
             _job, fresh = enqueue_sync(mailbox_id)
@@ -184,8 +257,11 @@ class SyncState:
 def sync_state(mailbox_id):
     """The mailbox's pending sync, read from RQ; a Redis outage reads as nothing pending."""
     try:
-        job = _fetch_job(sync_job_id(mailbox_id), redis_connection())
+        redis = redis_connection()
+        job = _fetch_job(sync_job_id(mailbox_id), redis)
         status = _status(job) if job is not None else None
+        if status == JobStatus.STARTED and job_is_dead(job, redis, mailbox_id):
+            status = None  # its worker died: nothing runs, whatever rq still says
     except RedisError:
         logger.warning("Redis unavailable: sync state of mailbox %s unknown", mailbox_id)
         return SyncState(None)
