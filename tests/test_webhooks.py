@@ -438,3 +438,24 @@ def test_cron_runs_the_sweep():
 
     names = [f"{d['func'].__module__}.{d['func'].__name__}" for d in cron._job_data_registry]
     assert "tracker.jobs.webhooks.sweep" in names
+
+
+def test_the_readme_receiver_snippet_verifies_our_signature():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    code, = [block for block in re.findall(r"```python\n(.*?)```", readme, re.S)
+             if "def verify" in block]
+    namespace = {}
+    exec(code, namespace)  # noqa: S102  (our own README)
+    verify = namespace["verify"]
+    body, now = b'{"id":"e1","type":"test"}', int(time.time())
+    headers = {"X-Tracker-Timestamp": str(now),
+               "X-Tracker-Signature": webhooks.sign("whsec_abc", now, body)}
+    assert verify("whsec_abc", headers, body)
+    assert not verify("whsec_other", headers, body)
+    assert not verify("whsec_abc", headers, body + b" ")
+    old = {"X-Tracker-Timestamp": str(now - 3600),
+           "X-Tracker-Signature": webhooks.sign("whsec_abc", now - 3600, body)}
+    assert not verify("whsec_abc", old, body)
