@@ -459,3 +459,34 @@ def test_the_readme_receiver_snippet_verifies_our_signature():
     old = {"X-Tracker-Timestamp": str(now - 3600),
            "X-Tracker-Signature": webhooks.sign("whsec_abc", now - 3600, body)}
     assert not verify("whsec_abc", old, body)
+
+
+def test_a_real_worker_process_delivers_and_retries(app, factory, receiver, redis, worker_env,
+                                                    tmp_path):
+    """`rq worker --with-scheduler` processes of our worker class, settings from the env."""
+    import subprocess
+    import sys
+
+    account = factory.account()
+    mailbox = factory.mailbox(account)
+    r = receiver(plan=[500])
+    webhook, r.secret = add_webhook(account, r.url, events="new_request")
+    store(mailbox, [1])
+    env = worker_env(ALLOW_PRIVATE_IMAP_HOSTS="1", WEBHOOK_TIMEOUT_SECONDS="2",
+                     WEBHOOK_RETRY_BASE_SECONDS="1")
+    rq = [sys.executable, "-m", "rq.cli", "worker", "--burst", "--with-scheduler",
+          "--worker-class", "tracker.jobs.worker.Worker", "--url", app.config["REDIS_URL"],
+          "default"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done = subprocess.run(rq, env=env, capture_output=True, text=True, timeout=60,
+                              cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        db.session.rollback()
+        if pending() == 0:
+            break
+        time.sleep(0.5)
+    delivery = db.session.scalars(select(WebhookDelivery)).one()
+    assert (delivery.state, delivery.attempts) == ("delivered", 2)
+    assert [q["status"] for q in r.requests] == [500, 200]
+    assert all(q["valid"] for q in r.requests)
