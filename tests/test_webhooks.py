@@ -391,6 +391,10 @@ def test_send_test_pause_and_resume(client, user, receiver, redis):
     assert client.post(f"/webhooks/{webhook.id}/pause").status_code == 302
     db.session.refresh(webhook)
     assert not webhook.active and webhook.paused_reason == "manual"
+    # A test goes out while paused too (the way to see a fixed receiver work again).
+    assert client.post(f"/webhooks/{webhook.id}/test").status_code == 302
+    run_workers(redis, lambda: pending() == 0)
+    assert [json.loads(q["body"])["type"] for q in r.requests] == ["test", "test"]
     assert client.post(f"/webhooks/{webhook.id}/resume").status_code == 302
     db.session.refresh(webhook)
     assert webhook.active and webhook.paused_reason is None

@@ -451,7 +451,8 @@ def attempt(delivery_id):
     if delivery is None or not due(delivery, now):
         return None
     webhook = db.session.get(Webhook, delivery.webhook_id)
-    if webhook is None or not webhook.active:
+    # A test goes out even while the URL is paused: it is how the owner sees it work again.
+    if webhook is None or (not webhook.active and delivery.event != "test"):
         delivery.state, delivery.next_attempt_at = "cancelled", None
         db.session.commit()
         return None
