@@ -72,7 +72,8 @@ def test_failed_logins_are_throttled_per_email(client, factory, app):
         client.post("/login", data={"email": victim.email, "password": "guess"})
     response = client.post("/login", data={"email": victim.email, "password": PASSWORD})
     assert response.status_code == 429
-    assert "Too many failed sign-in attempts" in response.get_data(as_text=True)
+    assert "Too many failed sign-in attempts. Wait 15 minutes and try again." in (
+        response.get_data(as_text=True))
     # Another email from the same IP is still allowed (the per-IP limit is higher).
     other = factory.user()
     response = client.post("/login", data={"email": other.email, "password": PASSWORD})
@@ -391,7 +392,15 @@ def test_many_ips_failing_on_an_account_only_slow_browsers_that_never_signed_in(
     # A new browser is asked to wait; its correct password is not even checked.
     stranger = tries(app.test_client(), "198.51.100.1", victim.email, PASSWORD)
     assert stranger.status_code == 429
-    assert "Wait 1 minutes" in stranger.get_data(as_text=True)
+    assert re.search(r"Wait \d+ seconds? and try again", stranger.get_data(as_text=True))
+    russian = app.test_client()
+    russian.get("/login", environ_base={"REMOTE_ADDR": "198.51.100.4"},
+                headers={"Accept-Language": "ru"})
+    page = russian.post("/login", environ_base={"REMOTE_ADDR": "198.51.100.4"},
+                        headers={"Accept-Language": "ru"},
+                        data={"email": victim.email, "password": PASSWORD})
+    assert page.status_code == 429
+    assert re.search(r"Подождите \d+ секунд[уы]? и попробуйте снова", page.get_data(as_text=True))
     # The owner's browser signs in from a new IP.
     assert tries(client, "198.51.100.2", victim.email, PASSWORD).status_code == 302
     # Another account is untouched.

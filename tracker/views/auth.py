@@ -2,6 +2,7 @@
 
 from flask import Blueprint, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required, login_user, logout_user
 from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import func, select
@@ -69,8 +70,15 @@ def _login_page(form, status=200, **context):
 
 
 def _too_many_attempts(form, seconds):
-    message = _("Too many failed sign-in attempts. Wait %(minutes)d minutes and try again.",
-                minutes=max(1, round(seconds / 60)))
+    if seconds < 60:
+        message = ngettext(
+            "Too many failed sign-in attempts. Wait %(num)d second and try again.",
+            "Too many failed sign-in attempts. Wait %(num)d seconds and try again.", seconds)
+    else:
+        message = ngettext(
+            "Too many failed sign-in attempts. Wait %(num)d minute and try again.",
+            "Too many failed sign-in attempts. Wait %(num)d minutes and try again.",
+            -(-seconds // 60))
     return _login_page(form, status=429, throttled=message)
 
 
