@@ -141,3 +141,34 @@ def test_a_deactivated_user_is_signed_out_at_the_next_request(client, user):
     user.active = False
     db.session.commit()
     assert client.get("/sites/").status_code == 302
+
+
+def test_upgrade_to_0011_gives_each_existing_user_a_token_of_their_own(app_config, tmp_path):
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import inspect
+
+    from tracker import create_app
+
+    app = create_app(dict(app_config,
+                          DATABASE_URL=f"sqlite:///{tmp_path / 'migrated.sqlite3'}"))
+    with app.app_context():
+        upgrade(revision="0010")
+        with db.engine.begin() as connection:
+            run = connection.exec_driver_sql
+            run("INSERT INTO account (id, name, created_at) VALUES (1, 'A', '2026-11-01')")
+            for n in (1, 2, 3):
+                run("INSERT INTO user (id, account_id, email, password_hash, active, "
+                    f"created_at) VALUES ({n}, 1, 'u{n}@example.com', 'h', 1, '2026-11-01')")
+        upgrade(revision="0011")
+        with db.engine.connect() as connection:
+            tokens = [row[0] for row in connection.exec_driver_sql(
+                "SELECT session_token FROM user ORDER BY id")]
+            nullable = {c["name"]: c["nullable"] for c in inspect(connection).get_columns("user")}
+        downgrade(revision="0010")
+        with db.engine.connect() as connection:
+            columns = {c["name"] for c in inspect(connection).get_columns("user")}
+        db.engine.dispose()
+    assert len(tokens) == 3 and len(set(tokens)) == 3
+    assert all(len(token) >= 32 for token in tokens)
+    assert nullable["session_token"] is False
+    assert "session_token" not in columns
