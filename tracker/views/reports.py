@@ -2,7 +2,8 @@
 
 from dataclasses import replace
 
-from flask import Blueprint, request
+from flask import Blueprint, abort, request
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
@@ -10,7 +11,7 @@ from tracker.extensions import db
 from tracker.forms.rules import CHANNEL_LABELS, MODE_LABELS
 from tracker.models import Credential, Email, Mailbox, Rule, Site, Visit
 from tracker.reports import emails as report
-from tracker.reports import periods
+from tracker.reports import offline, periods
 from tracker.reports.dashboard import dashboard_context, setup_steps
 from tracker.reports.explain import explain
 from tracker.reports.exports import csv_response, xlsx_response
@@ -107,6 +108,44 @@ def emails_csv():
 def emails_xlsx():
     query, _invalid = _filtered(_filters())
     return xlsx_response(query, account_zone())
+
+
+def _offline_page(filters, query, errors=None, status=200):
+    return render("reports/offline.html", filters=filters, summary=offline.summary(query),
+                  errors=errors or {}, default_target=offline.DEFAULT_TARGET,
+                  args=request.args, status=status)
+
+
+@bp.get("/emails/offline-conversions")
+def offline_conversions():
+    """What the offline-conversion files of the filter hold, and the forms that fetch them."""
+    filters = _filters()
+    query, _invalid = _filtered(filters)
+    return _offline_page(filters, query)
+
+
+@bp.get("/emails/offline-conversions/<kind>.csv")
+def offline_csv(kind):
+    """The filter's new requests as Metrica's (kind "metrica") or GA's ("ga") upload file."""
+    if kind not in offline.KINDS:
+        abort(404)
+    filters = _filters()
+    query, _invalid = _filtered(filters)
+    field = "target" if kind == "metrica" else "event_name"
+    name = request.args.get(field, offline.DEFAULT_TARGET, type=str).strip()
+    measurement_id = request.args.get("measurement_id", "", type=str).strip().upper()
+    errors = {}
+    if kind == "metrica" and not offline.TARGET.fullmatch(name):
+        errors[field] = _("A goal id is letters, digits, “_”, “.” and “-”, starting with a "
+                          "letter or digit, at most 100 characters.")
+    if kind == "ga" and not offline.EVENT_NAME.fullmatch(name):
+        errors[field] = _("An event name is letters, digits and “_”, starting with a letter, "
+                          "at most 40 characters.")
+    if kind == "ga" and measurement_id and not offline.MEASUREMENT_ID.fullmatch(measurement_id):
+        errors["measurement_id"] = _("A measurement ID looks like G-XXXXXXXXXX.")
+    if errors:
+        return _offline_page(filters, query, errors, status=422)
+    return offline.csv_response(query, kind, name, account_zone(), measurement_id)
 
 
 def dashboard():
