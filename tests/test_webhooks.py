@@ -30,7 +30,7 @@ class Receiver:
     200 after sleeping past the sender's time-out); after the plan, 200.
     """
 
-    def __init__(self, plan=(), body=b"ok"):
+    def __init__(self, plan=(), body=b"ok", tls=None):
         self.plan = list(plan)
         self.body = body
         self.secret = None
@@ -71,12 +71,21 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:  # (certificate, key): HTTPS
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/email?x=1"
+        host = "localhost" if self.scheme == "https" else "127.0.0.1"
+        return f"{self.scheme}://{host}:{self.server.server_address[1]}/hooks/email?x=1"
 
     def successes(self):
         counts = defaultdict(int)
@@ -494,3 +503,25 @@ def test_a_real_worker_process_delivers_and_retries(app, factory, receiver, redi
     assert (delivery.state, delivery.attempts) == ("delivered", 2)
     assert [q["status"] for q in r.requests] == [500, 200]
     assert all(q["valid"] for q in r.requests)
+
+
+def test_https_is_verified_against_the_url_name(app, factory, receiver, redis, tmp_path):
+    """TLS to the checked address, with the URL's name as SNI and for the certificate."""
+    from tests.services.imapserver import _make_certificates
+
+    ca, cert, key = _make_certificates(tmp_path / "certs")  # for localhost and 127.0.0.1
+    account = factory.account()
+    mailbox = factory.mailbox(account)
+    r = receiver(tls=(cert, key))
+    webhook, r.secret = add_webhook(account, r.url)
+    assert r.url.startswith("https://localhost:")
+    store(mailbox, [1])  # not trusted yet: the test CA is unknown
+    run_workers(redis, lambda: db.session.scalar(
+        select(func.count()).select_from(WebhookAttempt)) >= 1)
+    first = db.session.scalars(select(WebhookAttempt)).one()
+    assert first.error == "tls_failed" and "CERTIFICATE_VERIFY_FAILED" in first.excerpt
+    assert r.requests == []
+    app.config["IMAP_CA_FILE"] = str(ca)  # the operator trusts the CA
+    run_workers(redis, lambda: pending() == 0)
+    assert [(q["status"], q["valid"]) for q in r.requests] == [(200, True)]
+    assert r.requests[0]["headers"]["Host"] == f"localhost:{r.server.server_address[1]}"
