@@ -96,6 +96,43 @@ def test_bots_get_the_fallback_never_a_lease(client, shop, factory):
     assert late.json["b"][0]["t"] == "fallback@shop.example"  # the pool of one is taken
 
 
+@pytest.mark.parametrize("mode, fields", [
+    ("subaddress", {"base_address": "info@shop.example"}),
+    ("catchall", {"catchall_domain": "in.shop.example"}),
+])
+def test_bots_get_no_token_of_their_own(client, shop, factory, written, mode, fields):
+    """Token rules give a crawler their fallback address, or nothing (the page keeps its
+    own address): spam sent later to a harvested address names no visit."""
+    account, site, block = shop
+    factory.rule(account, blocks=[block], mode=mode, fallback_address="robots@shop.example",
+                 **fields)
+    crawler = hit(client, site, visit="visit-bot1", agent="Mozilla/5.0 (compatible; YandexBot/3.0)")
+    again = hit(client, site, visit="visit-bot1", url="https://shop.example/contacts",
+                agent="Mozilla/5.0 (compatible; YandexBot/3.0)")
+    driven = hit(client, site, visit="visit-bot2", wd=True)
+    person = hit(client, site, visit="visit-human")
+    assert crawler.json["b"][0]["t"] == again.json["b"][0]["t"] == "robots@shop.example"
+    assert driven.json["b"][0]["t"] == "robots@shop.example"
+    assert person.json["b"][0]["t"] not in ("robots@shop.example", "info@shop.example")
+    written()
+    kinds = db.session.execute(select(Visit.client_visit_id, Assignment.kind, Assignment.token)
+                               .join(Visit, Visit.id == Assignment.visit_id)
+                               .order_by(Visit.client_visit_id)).all()
+    assert [(v, k, t is None) for v, k, t in kinds] == [
+        ("visit-bot1", "fallback", True), ("visit-bot2", "fallback", True),
+        ("visit-human", mode, False)]
+
+
+def test_a_bot_is_given_nothing_by_a_token_rule_without_a_fallback(client, shop, factory, written):
+    account, site, block = shop
+    factory.rule(account, blocks=[block], mode="catchall", catchall_domain="in.shop.example")
+    bare = hit(client, site, visit="visit-bot3", agent="curl/8.5.0")
+    assert bare.status_code == 200 and bare.json["b"] == []
+    written()
+    assert db.session.scalar(select(Visit.is_bot)) is True
+    assert db.session.scalar(select(func.count()).select_from(Assignment)) == 0
+
+
 def test_display_report_is_stored(client, shop, factory, written):
     account, site, block = shop
     factory.rule(account, blocks=[block], address="ads@shop.example")

@@ -378,3 +378,52 @@ def test_threads_stay_within_the_account_and_never_reach_back_to_later_mail(shop
         db.session.refresh(row)
     assert (early.thread_of, early.rule_id) == (None, None)
     assert (reply.thread_of, reply.rule_id, reply.counted) == (None, None, True)
+
+
+def test_an_email_to_a_bot_s_token_is_suspected_spam_and_never_counts(shop, factory):
+    """A token given to a bot's visit (before bots stopped getting them): the email is kept,
+    attributed to that visit, marked "bot_visit" and is not a new request."""
+    from tracker.attribution import on_emails_stored
+
+    account, site, block = shop
+    rule = factory.rule(account, blocks=[block], mode="subaddress",
+                        base_address="info@shop.example")
+    crawler = visit(account, site, 31, is_bot=True,
+                    user_agent="Mozilla/5.0 (compatible; AhrefsBot/7.0)")
+    assign(account, site, crawler, rule, "info+bot31@shop.example", "subaddress", token="bot31")
+    mailbox = factory.mailbox(account, credential=factory.credential(
+        account, login="info@shop.example"), repeat_period_seconds=0)
+    spam = factory.email(mailbox, at=T0 + timedelta(days=2), recipient="info+bot31@shop.example",
+                         sender="seo@spam.example")
+    on_emails_stored(None, mailbox, [spam.id])
+    db.session.commit()
+    db.session.refresh(spam)
+    assert (spam.visit_id, spam.rule_id, spam.uncertain) == (crawler.id, rule.id, "bot_visit")
+    assert not spam.counted
+    # A second one from the same sender: the first was not counted, neither is this.
+    again = factory.email(mailbox, at=T0 + timedelta(days=3),
+                          recipient="info+bot31@shop.example", sender="seo@spam.example")
+    on_emails_stored(None, mailbox, [again.id])
+    db.session.commit()
+    db.session.refresh(again)
+    assert (again.uncertain, again.counted) == ("bot_visit", False)
+
+
+def test_a_bot_s_token_is_the_weakest_evidence(shop, factory):
+    """With another tracked recipient, that one decides; a person's token beats it too."""
+    account, site, block = shop
+    subaddress = factory.rule(account, blocks=[block], mode="subaddress",
+                              base_address="info@shop.example")
+    static = factory.rule(account, blocks=[block], address="ads@shop.example")
+    crawler = visit(account, site, 32, is_bot=True)
+    person = visit(account, site, 33)
+    assign(account, site, crawler, subaddress, "info+bot32@shop.example", "subaddress",
+           token="bot32")
+    assign(account, site, person, subaddress, "info+man33@shop.example", "subaddress",
+           token="man33")
+    result = attribute(account.id, ["info+bot32@shop.example", "ads@shop.example"], T0)
+    assert (result.rule_id, result.kind, result.uncertain) == (static.id, "static", None)
+    result = attribute(account.id, ["info+bot32@shop.example", "info+man33@shop.example"], T0)
+    assert (result.visit_id, result.uncertain) == (person.id, None)
+    result = attribute(account.id, ["info+bot32@shop.example"], T0)
+    assert (result.visit_id, result.uncertain) == (crawler.id, "bot_visit")

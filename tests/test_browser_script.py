@@ -182,17 +182,26 @@ def shop(factory, live_server, pages):
     return account, site, block
 
 
+# What Debian's Chromium says when it is not headless: "HeadlessChrome" is on the
+# crawler list, and a visitor recognised as a bot gets no address of its own.
+PERSON_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                "Chrome/156.0.0.0 Safari/537.36")
+
+
 @pytest.fixture(scope="module")
 def human_browser(playwright):
-    """A Chromium that does not announce automation (navigator.webdriver is false): gets pool leases."""
-    chromium = launch_chromium(playwright, args=["--disable-blink-features=AutomationControlled"])
+    """A Chromium that passes for a person: navigator.webdriver is false and the user
+    agent is a desktop Chrome's. Gets pool leases and tokens, as visitors do."""
+    chromium = launch_chromium(playwright, args=["--disable-blink-features=AutomationControlled",
+                                                 f"--user-agent={PERSON_AGENT}"])
     yield chromium
     chromium.close()
 
 
 @pytest.fixture
-def open_context(browser):
-    """Opens browser contexts that collect page errors, console errors and the script's warnings."""
+def open_context(human_browser):
+    """Opens browser contexts that collect page errors, console errors and the script's
+    warnings; in the browser that passes for a person unless another one is given."""
     contexts, problems = [], []
 
     def on_console(message):
@@ -201,7 +210,7 @@ def open_context(browser):
             problems.append(f"console {message.type}: {text}")
 
     def open_(chromium=None, **options):
-        context = (chromium or browser).new_context(locale="en-US", **options)
+        context = (chromium or human_browser).new_context(locale="en-US", **options)
         context.set_default_timeout(10_000)
         context.on("console", on_console)
         context.on("weberror", lambda error: problems.append(f"page error: {error.error}"))
@@ -216,7 +225,7 @@ def open_context(browser):
 
 @pytest.fixture
 def page(open_context):
-    """A page in a fresh context of the shared (automation-flagged) browser."""
+    """A page in a fresh context of the browser that passes for a person."""
     return open_context().new_page()
 
 
@@ -486,7 +495,7 @@ def test_landing_with_utm_values_gets_the_matching_static_rule(open_context, pag
     visit = eventually(lambda: visits() and visits()[0].page_views == 2 and visits()[0])
     assert (visit.utm_source, visit.utm_medium, visit.channel) == ("yandex", "cpc", "paid")
     assert visit.referrer == "https://yandex.ru/search/?text=flowers"
-    assert (visit.ga_client_id, visit.ym_client_id, visit.is_bot) == ("111.222", "1699", True)
+    assert (visit.ga_client_id, visit.ym_client_id, visit.is_bot) == ("111.222", "1699", False)
     # Another visitor without utm values gets the rule for everyone.
     other = open_context().new_page()
     other.goto(f"{pages.url}/plain.html")
@@ -521,7 +530,8 @@ def test_new_utm_values_or_half_an_hour_idle_start_a_new_visit(page, pages, shop
     assert first.startswith("info+") and second.startswith("info+") and first != second
 
 
-def test_two_people_get_different_pool_addresses(open_context, human_browser, pages, shop, factory):
+def test_two_people_get_different_pool_addresses(open_context, human_browser, browser, pages, shop,
+                                                 factory):
     account, site, block = shop
     factory.rule(account, blocks=[block], mode="pool",
                  pool=["p1@shop.example", "p2@shop.example"], fallback_address="fb@shop.example")
@@ -537,11 +547,32 @@ def test_two_people_get_different_pool_addresses(open_context, human_browser, pa
     expect(first.locator("#addr")).to_have_text(mine)
     assert [v.is_bot for v in visits()] == [False, False]
     # A browser that says it is automated gets the fallback, never a lease.
-    robot = open_context().new_page()
+    robot = open_context(browser).new_page()
     robot.goto(f"{pages.url}/plain.html")
     expect(robot.locator("#addr")).to_have_text("fb@shop.example")
     kinds = eventually(lambda: sorted(db.session.scalars(select(Assignment.kind)).all()))
     assert kinds == ["fallback", "pool", "pool"]
+
+
+def test_a_robot_gets_no_token_of_its_own(open_context, browser, pages, shop, factory):
+    """A browser that says it is automated gets a sub-address rule's fallback address and
+    a catch-all rule without a fallback leaves the page's own address: no token at all."""
+    account, site, block = shop
+    other = factory.block(account, sites=[site], addresses=["sales@shop.example"])
+    factory.rule(account, blocks=[block], mode="subaddress", base_address=ORIGINAL,
+                 fallback_address="robots@shop.example")
+    factory.rule(account, blocks=[other], mode="catchall", catchall_domain="in.shop.example")
+    robot = open_context(browser).new_page()
+    robot.goto(f"{pages.url}/plain.html")
+    expect(robot.locator("#addr")).to_have_text("robots@shop.example")
+    visit = eventually(lambda: visits() and visits()[0])
+    assert visit.is_bot
+    kinds = eventually(lambda: db.session.execute(select(Assignment.kind, Assignment.token)).all())
+    assert [tuple(k) for k in kinds] == [("fallback", None)]
+    # The same page for a person: a token of their own.
+    person = open_context().new_page()
+    person.goto(f"{pages.url}/plain.html")
+    expect(person.locator("#addr")).to_have_text(re.compile(r"^info\+\w+@shop\.example$"))
 
 
 def test_display_report_reaches_the_server(page, pages, shop, factory):

@@ -176,3 +176,13 @@ def test_copies_and_threads_count_at_most_once_in_any_order(rows, minutes, rnd):
     assert not any(item.thread_reply for item in items if item.key in counted)
     keys = [item.copy_key for item in items if item.key in counted and item.copy_key]
     assert len(keys) == len(set(keys))
+
+
+def test_suspected_spam_never_counts_and_the_period_is_not_measured_from_it():
+    at = datetime(2026, 11, 1, 12, 0)
+    items = [
+        Item("spam", "a@x", "info@y", at, suspected_spam=True),
+        Item("later", "a@x", "info@y", at + timedelta(hours=1)),
+        Item("nosender", None, "info@y", at, suspected_spam=True),
+    ]
+    assert counted_keys(items, DAY) == {"later"}

@@ -357,3 +357,20 @@ def test_detail_says_a_second_copy_of_a_message_counts_once(logged_in, factory, 
     assert f'href="/emails/{first.id}"' in html
     html = logged_in.get(f"/emails/{first.id}").get_data(as_text=True)
     assert "this copy is a repeat" not in html
+
+
+def test_suspected_spam_is_marked_explained_and_found(logged_in, factory, user, seeded):
+    rows, ids = seeded["rows"], seeded["ids"]
+    rows[4].uncertain, rows[4].counted = "bot_visit", False
+    rows[7].uncertain = "lease_ended"
+    db.session.commit()
+    assert listed(logged_in, "/emails?uncertain=spam") == newest_first(ids, 4)
+    assert listed(logged_in, "/emails?q=uncertain:spam") == newest_first(ids, 4)
+    assert listed(logged_in, "/emails?uncertain=yes") == newest_first(ids, 4, 7)
+    html = logged_in.get("/emails").get_data(as_text=True)
+    assert html.count(">suspected spam</span>") == 1 and html.count(">uncertain</span>") == 1
+    detail = logged_in.get(f"/emails/{rows[4].id}").get_data(as_text=True)
+    assert "Suspected spam" in detail and "recognised as a bot" in detail
+    assert "never counts as a new request" in detail
+    export = logged_in.get("/emails.csv?uncertain=spam", buffered=True).get_data(as_text=True)
+    assert "(suspected spam)" in export and export.count("\n") == 2

@@ -11,6 +11,7 @@ from tracker.addresses import canonical_address
 from tracker.channels import derive_channel
 from tracker.extensions import db
 from tracker.models import Assignment, Credential, Email, Mailbox, PoolAddress, Rule, Visit
+from tracker.models.emails import BOT_VISIT
 from tracker.models.visits import UTM_FIELDS
 
 # A pool address no longer leased still points at its last holder for this long.
@@ -28,7 +29,9 @@ class Attribution:
     source: dict = field(default_factory=dict)
     site_id: int | None = None  # the visit's site, or the one site a rule without a visit serves
     # Why the visit is a guess, or None when the evidence matches: "lease_ended" (the
-    # pool address had been leased to this visit, but the lease had ended).
+    # pool address had been leased to this visit, but the lease had ended) or
+    # "bot_visit" (the address was given to a visit recognised as a bot: suspected
+    # spam, never a new request; see BOT_VISIT).
     uncertain: str | None = None
 
     @property
@@ -48,7 +51,7 @@ class Lookup:
     def __init__(self, account_id, addresses):
         self.account_id = account_id
         addresses = sorted({a for a in addresses if a})
-        self.tokens, self.pools, self.static = {}, {}, {}
+        self.tokens, self.pools, self.static, self.bot_visits = {}, {}, {}, set()
         owners, rules = {}, {}
         for start in range(0, len(addresses), 500):
             chunk = addresses[start:start + 500]
@@ -78,6 +81,12 @@ class Lookup:
                 if rule.fallback_address in chunk and rule.fallback_address != rule.static_address:
                     owners.setdefault(rule.fallback_address, []).append(
                         (order, "fallback", rule.id))
+        # Token holders that are bots: their tokens are the weakest evidence.
+        visit_ids = sorted({a.visit_id for a in self.tokens.values()})
+        for start in range(0, len(visit_ids), 500):
+            self.bot_visits.update(db.session.scalars(
+                select(Visit.id).where(Visit.id.in_(visit_ids[start:start + 500]),
+                                       Visit.is_bot.is_(True))))
         # An address several rules use belongs to one of them, as the rule form's
         # warning says (tracker.rules.shared_addresses): the first active rule in
         # priority order, else the first inactive one.
@@ -194,7 +203,8 @@ def attribute(account_id, recipients, at, window=ATTRIBUTION_WINDOW, lookup=None
     The recipient that identifies a visit best decides, whatever the header order:
     a token with a known assignment (sub-address, catch-all), then a pool address,
     then a static address, then a fallback address, then a token-shaped address
-    without a known visit. Within a tier, header order. `own_address`, the mailbox's
+    without a known visit, then a token given to a bot's visit (marked BOT_VISIT).
+    Within a tier, header order. `own_address`, the mailbox's
     own address (its login), counts only when no other recipient is tracked: a
     mailbox whose address is also a rule's static or fallback address receives
     its aliases' mail too. An email to no tracked address is "not tracked" (an
@@ -212,14 +222,14 @@ def _canonical(recipients):
 
 
 # Tiers of evidence, best first.
-_TOKEN, _POOL, _STATIC, _FALLBACK, _UNKNOWN_TOKEN = range(5)
+_TOKEN, _POOL, _STATIC, _FALLBACK, _UNKNOWN_TOKEN, _BOT_TOKEN = range(6)
 
 
 def _tier(address, lookup):
     """(tier, what) for a tracked address, or None: what the tier's attribution needs."""
     assignment = lookup.tokens.get(address)
     if assignment is not None:
-        return _TOKEN, assignment
+        return (_BOT_TOKEN if assignment.visit_id in lookup.bot_visits else _TOKEN), assignment
     if address in lookup.pools:
         return _POOL, lookup.pools[address]
     owner = lookup.static.get(address)
@@ -249,8 +259,8 @@ def _attribute(addresses, at, window, lookup, own_address=None):
     if best is None:
         return Attribution()
     tier, _position, address, what = best
-    if tier == _TOKEN:
-        return _from_assignment(what, address)
+    if tier in (_TOKEN, _BOT_TOKEN):
+        return _from_assignment(what, address, BOT_VISIT if tier == _BOT_TOKEN else None)
     if tier == _POOL:
         holder, uncertain = lookup.pool_holder(address, at, window)
         if holder is not None:
@@ -351,6 +361,9 @@ def attribute_emails(email_ids, mailbox_address=None):
     that email and the email is a repeat (its pair is recounted here). Without a
     tracked recipient of its own (a reply to the mailbox's plain address) it takes
     that email's attribution, which comes before the mailbox's own address.
+
+    Suspected spam: an email attributed to a bot's visit (BOT_VISIT) is not a new
+    request either; its pair is recounted here too.
     """
     rows = db.session.execute(
         select(_EMAILS.c.id, _EMAILS.c.account_id, _EMAILS.c.mailbox_id, _EMAILS.c.recipients,
@@ -370,7 +383,7 @@ def attribute_emails(email_ids, mailbox_address=None):
     by_account = {}
     for row in rows:
         by_account.setdefault(row.account_id, []).append(row)
-    updates, threads = [], []
+    updates, threads, recount = [], [], set()
     for account_id, emails in by_account.items():
         recipients = {email.id: _canonical(email.recipients) for email in emails}
         lookup = Lookup(account_id, chain.from_iterable(recipients.values()))
@@ -386,9 +399,8 @@ def attribute_emails(email_ids, mailbox_address=None):
             parent = _thread_parent(email, candidates, attributed) if candidates else None
             if parent is not None:
                 parent_id, parent_fields = parent
-                threads.append({"email_id": email.id, "thread_of": parent_id,
-                                "mailbox_id": email.mailbox_id,
-                                "pair": (email.from_address, email.recipient)})
+                threads.append({"email_id": email.id, "thread_of": parent_id})
+                recount.add((email.mailbox_id, email.from_address, email.recipient))
                 by_own = result.address is not None and result.address == own_address
                 if parent_fields is not None and (result.address is None or by_own):
                     fields = {"email_id": email.id,
@@ -396,19 +408,22 @@ def attribute_emails(email_ids, mailbox_address=None):
             if fields is not None:
                 attributed[email.id] = {name: fields[name] for name in _COPIED}
                 updates.append(fields)
+                if fields["uncertain"] == BOT_VISIT:
+                    recount.add((email.mailbox_id, email.from_address, email.recipient))
     if updates:
         db.session.execute(_SET_ATTRIBUTION, updates)
     if threads:
-        db.session.execute(_SET_THREAD, [{"email_id": t["email_id"], "thread_of": t["thread_of"]}
-                                         for t in threads])
-        _recount_threads(threads)
+        db.session.execute(_SET_THREAD, threads)
+    if recount:
+        _recount(recount)
 
 
-def _recount_threads(threads):
-    """A thread reply is a repeat: recount the pairs of the emails that just got thread_of."""
+def _recount(emails):
+    """Recount the pairs of (mailbox id, sender, recipient): emails that just became thread
+    replies or suspected spam (BOT_VISIT) are not new requests."""
     pairs = {}
-    for thread in threads:
-        pairs.setdefault(thread["mailbox_id"], set()).add(thread["pair"])
+    for mailbox_id, sender, recipient in emails:
+        pairs.setdefault(mailbox_id, set()).add((sender, recipient))
     for mailbox_id, mailbox_pairs in sorted(pairs.items()):
         period = db.session.scalar(select(Mailbox.repeat_period_seconds)
                                    .where(Mailbox.id == mailbox_id))

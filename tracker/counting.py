@@ -16,6 +16,7 @@ from itertools import groupby
 from sqlalchemy import func, or_, select, update
 
 from tracker.extensions import db
+from tracker.models.emails import BOT_VISIT
 from tracker.models import Email, Mailbox
 from tracker.repeats import Item, counted_keys
 
@@ -27,7 +28,7 @@ MESSAGE_IDS_PER_QUERY = 500
 
 _COLUMNS = (Email.id, Email.account_id, Email.mailbox_id, Email.from_address, Email.recipient,
             Email.internaldate, Email.fingerprint, Email.folder, Email.uid, Email.counted,
-            Email.message_id, Email.thread_of)
+            Email.message_id, Email.thread_of, Email.uncertain)
 
 
 def _item(row):
@@ -35,6 +36,7 @@ def _item(row):
     return Item(row.id, row.from_address, row.recipient, row.internaldate,
                 tiebreak=f"{row.fingerprint}\0{row.folder}\0{row.uid}",
                 thread_reply=row.thread_of is not None,
+                suspected_spam=row.uncertain == BOT_VISIT,
                 copy_key=(row.message_id, row.internaldate) if row.message_id else None,
                 copy_order=(row.mailbox_id, row.folder, row.uid))
 

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import unquote_plus, urlsplit
 
+import crawleruseragents
 import orjson
 from flask import current_app
 from sqlalchemy import select
@@ -23,10 +24,13 @@ from tracker.models.visits import UTM_FIELDS
 from tracker.segments import visit_facts, winning_rules
 from tracker.tokens import catch_all_address, random_token, sub_address
 
-BOT_AGENT = re.compile(
-    r"bot\b|bot/|crawl|spider|slurp|mediapartners|facebookexternalhit|embedly|preview|"
-    r"yandex(?:bot|images|metrika|direct)|bingpreview|lighthouse|pingdom|uptime|"
-    r"curl/|wget/|python-requests|httpclient|okhttp|go-http-client",
+# What the maintained list (crawler-user-agents, about 1,500 patterns of named crawlers)
+# does not catch: any agent that calls itself a bot, crawler or spider ("SomethingBot/1.0",
+# but not a "CUBOT" phone), and Yandex's and Google's page fetchers that announce
+# themselves only by name.
+EXTRA_BOT_AGENT = re.compile(
+    r"[a-z]bot/|\bbot\b|crawl|spider|slurp|yandex(?:metrika|direct|images|favicons)|"
+    r"google-pagerenderer|^lighthouse|mediapartners|httpclient|preview",
     re.I,
 )
 _CLIENT_ID = re.compile(r"[\w.\-]{1,100}")
@@ -120,13 +124,16 @@ def utm_from(url):
 
 def is_bot(user_agent, webdriver):
     """Obvious automation: a crawler's user agent, or a browser driven by WebDriver."""
-    return bool(webdriver) or not user_agent or _crawler(user_agent)
+    return bool(webdriver) or not user_agent or is_crawler(user_agent)
 
 
 @functools.lru_cache(maxsize=4096)
-def _crawler(user_agent):
-    # Most page views come from a few hundred browser builds: remember the verdicts.
-    return bool(BOT_AGENT.search(user_agent))
+def is_crawler(user_agent):
+    """A user agent that the crawler-user-agents list (kept current upstream) or
+    EXTRA_BOT_AGENT names. The list's 1,500 patterns take about 0.1 ms per browser
+    user agent; most page views come from a few hundred browser builds, so the
+    verdicts are remembered."""
+    return crawleruseragents.is_crawler(user_agent) or bool(EXTRA_BOT_AGENT.search(user_agent))
 
 
 @dataclass(frozen=True)
@@ -267,10 +274,10 @@ def _held(rule, current, bot):
         return None
     if rule.kind == "static":
         ok = current["k"] == "static" and current["a"] == rule.static_address
+    elif bot or (rule.dynamic_mode not in TOKEN_MODES and not rule.pool_addresses):
+        ok = current["k"] == "fallback" and current["a"] == rule.fallback_address
     elif rule.dynamic_mode in TOKEN_MODES:
         ok = "t" in current
-    elif bot or not rule.pool_addresses:
-        ok = current["k"] == "fallback" and current["a"] == rule.fallback_address
     else:
         ok = False  # a lease is renewed on every page view
     return current["a"] if ok else None
@@ -280,6 +287,12 @@ def _item(rule, bot):
     """What to give the visit from the rule (see visitstate.give), or None for nothing."""
     if rule.kind == "static":
         return {"r": rule.id, "k": "static", "a": rule.static_address}
+    if bot:
+        # A crawler never gets an address of its own: spam sent later to a harvested
+        # address would pass for a request from the crawler's visit.
+        if not rule.fallback_address:
+            return None
+        return {"r": rule.id, "k": "fallback", "a": rule.fallback_address}
     if rule.dynamic_mode in TOKEN_MODES:
         # 49 random bits: a clash is so rare that the database's unique constraint
         # only has to notice it (tracker.ingest stores the later one without its token).
@@ -289,7 +302,7 @@ def _item(rule, bot):
         else:
             address = catch_all_address(rule.catchall_domain, token)
         return {"r": rule.id, "k": rule.dynamic_mode, "a": address, "t": token}
-    if bot or not rule.pool_addresses:
+    if not rule.pool_addresses:
         if not rule.fallback_address:
             return None
         return {"r": rule.id, "k": "fallback", "a": rule.fallback_address}

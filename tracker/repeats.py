@@ -16,6 +16,9 @@ class Item:
     tiebreak: str = ""  # orders emails of the same instant the same way on every run
     # A reply in the thread of an earlier stored email (Email.thread_of): never a new request.
     thread_reply: bool = False
+    # Sent to an address given to a bot's visit (tracker.attribution.BOT_VISIT): never a
+    # new request.
+    suspected_spam: bool = False
     # The same message stored twice (two folders, the same inbox connected twice): items
     # with equal copy_key (Message-ID and INTERNALDATE; None when there is no Message-ID)
     # are copies, and only the one first by copy_order ((mailbox id, folder, UID)) may count.
@@ -42,9 +45,9 @@ def counted_keys(items, period, elsewhere=()):
     Per (sender, recipient) pair, in time order, an email counts when no earlier
     email of the pair has counted, or when at least `period` has passed since the
     last one that did. An email without a known sender always counts: nothing can
-    tell it is a repeat. A thread reply never counts, nor does a later copy of the
-    same message (see Item.copy_key); neither is a counted email the period is
-    measured from. `elsewhere`: copies of these items stored elsewhere (another
+    tell it is a repeat. A thread reply never counts, nor does suspected spam or a
+    later copy of the same message (see Item.copy_key); none of them is a counted
+    email the period is measured from. `elsewhere`: copies of these items stored elsewhere (another
     mailbox of the account), which only make these later copies; their keys are
     never returned. The result depends only on the sets of items, never on their
     order.
@@ -56,7 +59,7 @@ def counted_keys(items, period, elsewhere=()):
     pairs = defaultdict(list)
     counted = set()
     for item in items:
-        if item.thread_reply or item.key in skipped:
+        if item.thread_reply or item.suspected_spam or item.key in skipped:
             continue
         if not item.sender:
             counted.add(item.key)

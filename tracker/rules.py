@@ -98,9 +98,7 @@ def rule_addresses(mode, static_address=None, pool=(), fallback_address=None):
     """The whole addresses a rule of this mode shows (not sub-address or catch-all tokens)."""
     if mode == "static":
         return [static_address] if static_address else []
-    if mode == "pool":
-        return [*pool, *([fallback_address] if fallback_address else [])]
-    return []
+    return [*pool, *([fallback_address] if fallback_address else [])]
 
 
 def shared_addresses(account_id, addresses, rule_id=None, active=True, priority=None):

@@ -165,7 +165,8 @@ class RuleForm(FlaskForm):
     )
     fallback_address = StringField(
         _l("Fallback address"),
-        description=_l("Shown when every pool address is taken."),
+        description=_l("Shown when every pool address is taken, and to crawlers instead of "
+                       "an address of their own. Optional for sub-address and catch-all rules."),
     )
 
     def __init__(self, *args, account_id, blocks, rule_id=None, **kwargs):
@@ -270,7 +271,7 @@ class RuleForm(FlaskForm):
         self.clean["reservation_minutes"] = int(text)
 
     def validate_fallback_address(self, field):
-        if self.mode != "pool":
+        if self.mode == "static" or (self.mode != "pool" and not (field.data or "").strip()):
             return
         address = _address(field, _l("Enter the fallback address."))
         if address.lower() in {a.lower() for a in self.clean_pool}:

@@ -14,6 +14,11 @@ from tracker.models.base import AccountOwned
 # for the report index's entries (PostgreSQL refuses B-tree entries over 2,704 bytes).
 SEARCH_TEXT_BYTES = 600
 
+# Email.uncertain of an email whose only tracked recipient was an address given to a
+# bot's visit (a token issued before bots stopped getting them): spam sent to an
+# address a crawler harvested. Kept, never a new request (tracker.repeats).
+BOT_VISIT = "bot_visit"
+
 
 def search_text(subject, from_name, from_address):
     """What the report's free-text search reads: subject and sender, case-folded."""
@@ -106,7 +111,7 @@ class Email(AccountOwned, db.Model):
     site_id: Mapped[int | None] = mapped_column(ForeignKey("site.id", ondelete="SET NULL"))
     # Why the attribution is a guess rather than a match, None when it matches:
     # "lease_ended" (the pool address had been leased to this visit, but the lease had
-    # ended when the email arrived). tracker.attribution sets it.
+    # ended when the email arrived) or BOT_VISIT. tracker.attribution sets it.
     uncertain: Mapped[str | None] = mapped_column(String(32))
     # The thread (tracker.mailparse): the Message-ID this email answers (In-Reply-To) and
     # the References ids, oldest first, at most 20.

@@ -85,11 +85,12 @@ class Rule(AccountOwned, db.Model):
         """Every address (or *@domain) this rule can show, for search and warnings."""
         if self.kind == "static":
             return [self.static_address]
+        fallback = [self.fallback_address] if self.fallback_address else []
         if self.dynamic_mode == "subaddress":
-            return [self.base_address]
+            return [self.base_address, *fallback]
         if self.dynamic_mode == "catchall":
-            return [f"*@{self.catchall_domain}"]
-        return self.pool_values + ([self.fallback_address] if self.fallback_address else [])
+            return [f"*@{self.catchall_domain}", *fallback]
+        return self.pool_values + fallback
 
 
 class RuleCondition(AccountOwned, db.Model):

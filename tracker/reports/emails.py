@@ -15,6 +15,7 @@ from sqlalchemy import and_, or_, select
 from tracker.channels import CHANNELS
 from tracker.extensions import db
 from tracker.models import Credential, Email, Mailbox, Rule, Site
+from tracker.models.emails import BOT_VISIT
 from tracker.reports import periods
 from tracker.search import InvalidValue, apply, is_id, like_pattern, name_or_id, parse, parse_bool
 
@@ -37,7 +38,9 @@ class Filters:
     utm_source: str = ""
     status: str = ""
     tracked: str = ""
-    uncertain: str = ""  # "yes": only emails whose attribution is marked uncertain
+    # "yes": only emails whose attribution is marked (uncertain or suspected spam);
+    # "spam": only suspected spam (sent to an address given to a bot's visit).
+    uncertain: str = ""
     q: str = ""
 
     @classmethod
@@ -60,7 +63,7 @@ class Filters:
             values["status"] = ""
         if values["tracked"] not in ("yes", "no"):
             values["tracked"] = ""
-        if values["uncertain"] != "yes":
+        if values["uncertain"] not in ("yes", "spam"):
             values["uncertain"] = ""
         for name in ("site", "mailbox", "rule"):
             if not is_id(values[name]):
@@ -140,6 +143,8 @@ def _by_tracked(query, value):
 
 
 def _by_uncertain(query, value):
+    if value.casefold() in ("spam", "спам"):
+        return query.where(Email.uncertain == BOT_VISIT)
     yes = parse_bool(value)
     return query.where(Email.uncertain.is_not(None) if yes else
                        and_(Email.attribution.is_not(None), Email.uncertain.is_(None)))
@@ -218,7 +223,7 @@ def filtered(account_id, filters, tz, now=None):
     if filters.tracked:
         query = query.where(_tracked(filters.tracked == "yes"))
     if filters.uncertain:
-        query = query.where(Email.uncertain.is_not(None))
+        query = _by_uncertain(query, filters.uncertain)
     keys = search_filters(account_id)
     return apply(query, parse(filters.q, keys), keys, _by_text)
 

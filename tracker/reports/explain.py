@@ -14,6 +14,7 @@ from sqlalchemy import select
 from tracker.attribution import ATTRIBUTION_WINDOW, rule_source
 from tracker.extensions import db
 from tracker.models import Assignment, Email, Mailbox, Rule, Visit
+from tracker.models.emails import BOT_VISIT
 
 
 @dataclass
@@ -21,7 +22,8 @@ class Counting:
     """Why the email is a new request or a repeat.
 
     reason: no_sender, no_period, first, period_passed, repeat, thread (a reply in
-    the thread of an earlier email) or copy (the same message is stored before).
+    the thread of an earlier email), copy (the same message is stored before) or spam
+    (sent to an address given to a bot's visit).
     """
 
     reason: str
@@ -81,6 +83,8 @@ def _recipients(email):
 def _counting(email):
     mailbox = db.session.get(Mailbox, email.mailbox_id)
     period = timedelta(seconds=mailbox.repeat_period_seconds if mailbox else 0)
+    if email.uncertain == BOT_VISIT and not email.counted:
+        return Counting("spam", period)
     if not email.from_address:
         return Counting("no_sender", period)
     previous = db.session.scalar(

@@ -35,6 +35,7 @@ from sqlalchemy import String, type_coerce
 
 from tracker.extensions import db
 from tracker.models import Credential, Email, Mailbox, Rule
+from tracker.models.emails import BOT_VISIT
 from tracker.reports import periods
 from tracker.reports.text import INVISIBLE, visible
 
@@ -92,6 +93,7 @@ def _labels():
         "status": {True: _("New"), False: _("Repeat")},
         "kind": kinds,
         "uncertain": _("uncertain"),
+        "spam": _("suspected spam"),
         "channel": {code: str(label) for code, label in CHANNEL_LABELS.items()},
     }
 
@@ -244,7 +246,8 @@ def _records(result, tz, labels, as_text=False):
                 login or "", from_name or "", from_address or "", tracked_address or "",
                 recipient or "", subject or "", status[bool(counted)], rule_name or "",
                 not_tracked if kind is None else kinds.get(kind, kind)
-                + (f" ({labels['uncertain']})" if uncertain else ""),
+                + (f" ({labels['spam' if uncertain == BOT_VISIT else 'uncertain']})"
+                   if uncertain else ""),
                 channels.get(channel, channel) or "", utm_source,
                 *map(source.get, SOURCE_FIELDS, blanks),
             ])

@@ -211,7 +211,9 @@ def _form_warnings(form, rule=None):
     elif mode == "catchall":
         addresses = [f"*@{clean['catchall_domain']}"] if clean.get("catchall_domain") else []
     else:
-        addresses = form.clean_pool + [clean.get("fallback_address")]
+        addresses = list(form.clean_pool)
+    if mode != "static" and clean.get("fallback_address"):
+        addresses.append(clean["fallback_address"])
     shared = shared_addresses(
         current_user.account_id,
         rule_addresses(mode, clean.get("static_address"), form.clean_pool,
@@ -246,7 +248,7 @@ def _save(form, rule):
     rule.static_address = clean.get("static_address") if mode == "static" else None
     rule.base_address = clean.get("base_address") if mode == "subaddress" else None
     rule.catchall_domain = clean.get("catchall_domain") if mode == "catchall" else None
-    rule.fallback_address = clean.get("fallback_address") if mode == "pool" else None
+    rule.fallback_address = clean.get("fallback_address") if mode != "static" else None
     rule.reservation_minutes = clean.get(
         "reservation_minutes", rule.reservation_minutes or DEFAULT_RESERVATION_MINUTES
     )
