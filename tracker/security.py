@@ -40,9 +40,12 @@ def load_user(user_id):
 
     user_key, _, token = str(user_id).partition(":")
     try:
-        user = db.session.get(User, int(user_key))
-    except (TypeError, ValueError, OverflowError):
+        key = int(user_key)
+    except (TypeError, ValueError):
         return None
+    if not 0 < key < 2**31:  # user.id is a 32-bit integer on PostgreSQL
+        return None
+    user = db.session.get(User, key)
     if user is None or not user.active or not token or not user.session_token:
         return None
     if not hmac.compare_digest(token.encode(), user.session_token.encode()):
