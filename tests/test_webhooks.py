@@ -525,3 +525,21 @@ def test_https_is_verified_against_the_url_name(app, factory, receiver, redis, t
     run_workers(redis, lambda: pending() == 0)
     assert [(q["status"], q["valid"]) for q in r.requests] == [(200, True)]
     assert r.requests[0]["headers"]["Host"] == f"localhost:{r.server.server_address[1]}"
+
+
+def test_webhook_pages_in_russian(client, factory):
+    user = factory.user(locale="ru")
+    webhook, _secret = add_webhook(user.account, "https://crm.example.com/hook")
+    webhooks.pause(webhook, "failing")
+    webhook.failing_since, webhook.last_error = utcnow() - timedelta(days=1), "HTTP 500"
+    db.session.commit()
+    client.login(user)
+    listing = client.get("/webhooks/").get_data(as_text=True)
+    assert "Вебхуки" in listing and "Приостановлен: ошибки" in listing
+    page = client.get(f"/webhooks/{webhook.id}").get_data(as_text=True)
+    assert "Автоматически приостановлен" in page and "Журнал доставки" in page
+    assert "Send test" not in page and "Отправить тест" in page
+    form = client.get("/webhooks/new").get_data(as_text=True)
+    assert "Только новые обращения" in form
+    refused = client.post("/webhooks/new", data={"url": "ftp://x", "events": "all"})
+    assert "URL должен начинаться с https://" in refused.get_data(as_text=True)
