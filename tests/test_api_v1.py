@@ -84,6 +84,22 @@ def test_token_is_made_in_settings_shown_once_and_stored_hashed(logged_in, user,
     assert row.last_used_at is not None
 
 
+def test_token_pages_in_russian(logged_in, user, ctx):
+    from tests.test_i18n import english_leftovers
+
+    user.locale = "ru"
+    db.session.commit()
+    created = logged_in.post("/settings/api-tokens/", data={"name": "CRM"})
+    assert created.status_code == 201
+    row = db.session.scalars(db.select(ApiToken)).one()
+    revoked = logged_in.post(f"/settings/api-tokens/{row.id}/revoke", follow_redirects=True)
+    invalid = logged_in.post("/settings/api-tokens/", data={"name": ""})
+    for response in (created, revoked, invalid, logged_in.get("/settings")):
+        html = response.get_data(as_text=True)
+        assert "API-токены" in html
+        assert english_leftovers(html) == []
+
+
 def test_token_name_is_required_and_escaped(logged_in, ctx):
     response = logged_in.post("/settings/api-tokens/", data={"name": "  "})
     assert response.status_code == 422

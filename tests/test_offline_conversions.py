@@ -159,12 +159,17 @@ def test_emails_report_links_to_the_offline_page_with_its_filter(logged_in, seed
     assert 'href="/emails/offline-conversions?channel=paid"' in html
 
 
-def test_page_in_russian(client, factory, seeded):
-    russian = factory.user(locale="ru")
-    client.login(russian)
-    html = client.get("/emails/offline-conversions").get_data(as_text=True)
-    assert "Офлайн-конверсии" in html
-    assert "Offline conversions" not in html
+def test_page_in_russian(logged_in, user, seeded):
+    from tests.test_i18n import english_leftovers
+
+    user.locale = "ru"
+    db.session.commit()
+    for url in ("/emails/offline-conversions",
+                "/emails/offline-conversions/metrica.csv?target=-bad",
+                "/emails/offline-conversions/ga.csv?event_name=1&measurement_id=x"):
+        html = logged_in.get(url).get_data(as_text=True)
+        assert "Офлайн-конверсии" in html
+        assert english_leftovers(html) == [], url
 
 
 def test_other_accounts_and_signed_out_users_get_nothing(client, factory, seeded):
