@@ -58,6 +58,15 @@ class Receiver:
                 if answer == "sleep":
                     time.sleep(TIMEOUT + 1.5)
                     answer = 200
+                if answer == "trickle":  # the status line a byte every 0.2 s: each read
+                    try:                     # is quick, the whole answer too slow
+                        for byte in b"HTTP/1.1 200 OK\r\n\r\n":
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(0.2)
+                    except OSError:
+                        pass
+                    return
                 try:
                     self.send_response(answer)
                     self.send_header("Content-Type", "text/plain")
@@ -543,3 +552,18 @@ def test_webhook_pages_in_russian(client, factory):
     assert "Только новые обращения" in form
     refused = client.post("/webhooks/new", data={"url": "ftp://x", "events": "all"})
     assert "URL должен начинаться с https://" in refused.get_data(as_text=True)
+
+
+def test_a_receiver_that_trickles_its_answer_times_out(factory, receiver, redis, ctx):
+    account = factory.account()
+    mailbox = factory.mailbox(account)
+    r = receiver(plan=["trickle"])
+    webhook, r.secret = add_webhook(account, r.url)
+    email = factory.email(mailbox)
+    delivery, = webhooks.create_deliveries(account.id, [email.id])
+    db.session.commit()
+    started = time.monotonic()
+    assert webhooks.attempt(delivery.id) == 1  # retried in a second
+    assert time.monotonic() - started < TIMEOUT + 1
+    attempt = db.session.scalars(select(WebhookAttempt)).one()
+    assert (attempt.status_code, attempt.error) == (None, "timeout")

@@ -29,7 +29,6 @@ import hmac
 import http.client
 import logging
 import secrets
-import socket
 import ssl
 import time
 import uuid
@@ -340,25 +339,26 @@ class Answer:
 
 
 class _PinnedHTTP(http.client.HTTPConnection):
-    """HTTP to an address checked beforehand; Host stays the URL's name."""
+    """HTTP(S) over a socket already connected to a checked address.
 
-    def __init__(self, target, sockaddr, family, timeout, watchdog, tls_context=None):
+    `host` stays the URL's name: it is the Host header, the TLS SNI and the name the
+    certificate is verified against.
+    """
+
+    def __init__(self, target, sock, timeout, tls_context=None):
         super().__init__(target.host, target.port, timeout=timeout)
-        self._sockaddr, self._family = sockaddr, family
-        self._watchdog, self._tls_context = watchdog, tls_context
+        self._pinned, self._tls_context = sock, tls_context
 
     def connect(self):
-        sock = socket.socket(self._family, socket.SOCK_STREAM)
-        try:
-            self._watchdog.watch(sock)
-            sock.settimeout(self.timeout)
-            sock.connect(self._sockaddr)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self._tls_context is not None:
+        sock, self._pinned = self._pinned, None
+        if sock is None:
+            raise http.client.HTTPException("the pinned socket is used once")
+        if self._tls_context is not None:
+            try:
                 sock = self._tls_context.wrap_socket(sock, server_hostname=self.host)
-        except BaseException:
-            sock.close()
-            raise
+            except BaseException:
+                sock.close()
+                raise
         self.sock = sock
 
 
@@ -368,9 +368,13 @@ def _excerpt(raw):
 
 
 def post(url, body, headers, *, timeout=None):
-    """POST body to url through the guard, within `timeout` seconds in all; return an Answer."""
+    """POST body to url through the guard, within `timeout` seconds in all; return an Answer.
+
+    Never raises for what the network or the receiver do: the Answer says it.
+    """
     timeout = timeout or setting("WEBHOOK_TIMEOUT_SECONDS")
     started = time.monotonic()
+    deadline = started + timeout
 
     def done(**fields):
         return Answer(duration_ms=int((time.monotonic() - started) * 1000), **fields)
@@ -381,48 +385,50 @@ def post(url, body, headers, *, timeout=None):
     except WebhookUrlError as exc:
         detail = exc.params.get("address") or exc.params.get("host") or ""
         return done(error=exc.code, excerpt=str(detail)[:EXCERPT])
-    context = imap.ssl_context(current_app.config.get("IMAP_CA_FILE")) \
-        if target.scheme == "https" else None
-    watchdog = imap._Watchdog(timeout - (time.monotonic() - started))
-    error, detail = "connect_failed", ""
+    # The whole attempt ends at the deadline: the watchdog shuts the socket down, so
+    # a receiver that trickles its answer cannot hold the worker either.
+    watchdog = imap._Watchdog(deadline - time.monotonic())
     try:
-        for family, sockaddr in addresses:
-            conn = _PinnedHTTP(target, sockaddr, family, timeout, watchdog, context)
-            stage = "connect"
-            try:
-                conn.connect()
-                stage = "send"
-                conn.putrequest("POST", target.path, skip_host=True,
-                                skip_accept_encoding=True)
-                for name, value in {"Host": target.host_header,
-                                    "Content-Type": "application/json",
-                                    "Content-Length": str(len(body)),
-                                    "User-Agent": USER_AGENT, **headers}.items():
-                    conn.putheader(name, value)
-                conn.endheaders(body)
-                response = conn.getresponse()
-                raw = response.read(READ_LIMIT)
-                return done(status_code=response.status, excerpt=_excerpt(raw))
-            except ssl.SSLError as exc:
-                error, detail = "tls_failed", str(exc)
-                if watchdog.expired:
-                    error = "timeout"
-            except (TimeoutError, socket.timeout):
-                error, detail = "timeout", stage
-            except (http.client.HTTPException, OSError) as exc:
-                if watchdog.expired:
-                    error, detail = "timeout", stage
-                elif stage == "connect":
-                    error, detail = "connect_failed", str(exc)
-                else:
-                    error, detail = "bad_response", str(exc) or type(exc).__name__
-            finally:
-                conn.close()
-            if stage != "connect" or watchdog.expired:
-                break  # the request may have arrived: another address would send it twice
+        try:
+            sock = imap._open_socket(addresses, deadline)
+        except OSError as exc:
+            late = isinstance(exc, TimeoutError) or time.monotonic() >= deadline
+            return done(error="timeout" if late else "connect_failed",
+                        excerpt=visible(str(exc))[:EXCERPT])
+        watchdog.watch(sock)
+        sock.settimeout(max(deadline - time.monotonic(), 0.01))
+        context = imap.ssl_context(current_app.config.get("IMAP_CA_FILE")) \
+            if target.scheme == "https" else None
+        conn = _PinnedHTTP(target, sock, timeout, context)
+        stage = "connect"
+        try:
+            conn.connect()
+            stage = "send"
+            conn.putrequest("POST", target.path, skip_host=True, skip_accept_encoding=True)
+            for name, value in {"Host": target.host_header,
+                                "Content-Type": "application/json",
+                                "Content-Length": str(len(body)),
+                                "User-Agent": USER_AGENT, **headers}.items():
+                conn.putheader(name, value)
+            conn.endheaders(body)
+            stage = "answer"
+            response = conn.getresponse()
+            raw = response.read(READ_LIMIT)
+            return done(status_code=response.status, excerpt=_excerpt(raw))
+        except (http.client.HTTPException, OSError) as exc:
+            # ssl.SSLError is an OSError: a failed handshake, or a cut connection.
+            if watchdog.expired or isinstance(exc, TimeoutError):
+                return done(error="timeout", excerpt=stage)
+            if isinstance(exc, ssl.SSLError) and stage == "connect":
+                return done(error="tls_failed", excerpt=visible(str(exc))[:EXCERPT])
+            if stage == "connect":
+                return done(error="connect_failed", excerpt=visible(str(exc))[:EXCERPT])
+            return done(error="bad_response",
+                        excerpt=visible(str(exc) or type(exc).__name__)[:EXCERPT])
+        finally:
+            conn.close()
     finally:
         watchdog.stop()
-    return done(error=error, excerpt=visible(detail)[:EXCERPT])
 
 
 # ------------------------------------------------------------------ one attempt
