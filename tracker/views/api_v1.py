@@ -49,9 +49,9 @@ def _unauthorized(presented):
     return response
 
 
-def _too_many(item):
-    response = _error(429, "rate_limited", f"Too many requests: at most {item} per token.")
-    response.headers["Retry-After"] = str(item.get_expiry())
+def _too_many(seconds):
+    response = _error(429, "rate_limited", "Too many requests: slow down and try again later.")
+    response.headers["Retry-After"] = str(max(int(seconds), 1))
     return response
 
 
@@ -65,15 +65,15 @@ def authenticate():
     if header:
         # Guessing tokens is pointless (256 bits), but each guess costs a query: bounded per IP.
         if item := ratelimits.used_up("API_TOKEN_RATE", "refused", ip):
-            return _too_many(item)
+            return _too_many(item.get_expiry())
     row = apitokens.authenticate(apitokens.bearer(header))
     if row is None:
         if header:
             ratelimits.count("API_TOKEN_RATE", "refused", ip)
         return _unauthorized(bool(header))
-    if item := ratelimits.used_up("API_TOKEN_RATE", "token", row.id):
-        return _too_many(item)
-    ratelimits.count("API_TOKEN_RATE", "token", row.id)
+    # Checked and counted in one Redis script: parallel requests cannot all slip through.
+    if wait := ratelimits.acquire([("API_TOKEN_RATE", ("token", row.id))]):
+        return _too_many(wait)
     apitokens.touch(row)
     g.api_token = row
     g.api_account_id = row.account_id
