@@ -399,7 +399,10 @@ def test_send_test_pause_and_resume(client, user, receiver, redis):
     client.login(user)
     r = receiver(body=b"<script>alert(1)</script>")
     webhook, r.secret = add_webhook(user.account, r.url)
-    assert client.post(f"/webhooks/{webhook.id}/test").status_code == 302
+    queued = client.post(f"/webhooks/{webhook.id}/test", headers={"HX-Request": "true"})
+    assert queued.status_code == 200  # htmx: the log alone, with the waiting event
+    assert "1 event waiting to be delivered." in queued.get_data(as_text=True)
+    assert "<html" not in queued.get_data(as_text=True)
     run_workers(redis, lambda: pending() == 0)
     assert json.loads(r.requests[0]["body"])["type"] == "test"
     log = client.get(f"/webhooks/{webhook.id}/log", headers={"HX-Request": "true"})

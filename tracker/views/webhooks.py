@@ -11,7 +11,7 @@ from tracker.forms.webhooks import EVENT_LABELS, WebhookForm
 from tracker.integrations import webhooks
 from tracker.jobs.webhooks import enqueue_delivery
 from tracker.models import Webhook, WebhookAttempt, WebhookDelivery
-from tracker.views.helpers import get_owned, owned, redirect_to, render
+from tracker.views.helpers import get_owned, is_htmx, owned, redirect_to, render
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 # Attempts shown in a URL's delivery log.
@@ -128,10 +128,15 @@ def send_test(webhook_id):
     db.session.commit()
     try:
         enqueue_delivery(delivery.id)
-        flash(_("Test event queued: its answer appears in the delivery log below."), "success")
+        message, category = _("Test event queued: its answer appears in the delivery log "
+                              "below."), "success"
     except RedisError:
-        flash(_("The job queue is unavailable; the test event is sent when it is back."),
-              "error")
+        message, category = _("The job queue is unavailable; the test event is sent when it "
+                              "is back."), "error"
+    if is_htmx():
+        # Only the log changes: it shows the waiting event and refreshes itself.
+        return _show(webhook, block="log")
+    flash(message, category)
     return redirect_to(url_for("webhooks.show", webhook_id=webhook.id))
 
 
