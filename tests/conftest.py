@@ -2,6 +2,7 @@
 
 import contextvars
 import itertools
+import os
 import re
 import threading
 from pathlib import Path
@@ -61,6 +62,78 @@ def redis_server(tmp_path_factory):
     server.stop()
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--db", choices=("sqlite", "postgresql"), default=None,
+        help="the database the tests run on (default: $TEST_DATABASE, else sqlite); "
+             "postgresql starts a throw-away cluster (Debian's postgresql package)")
+
+
+def database_backend(config):
+    return config.getoption("--db") or os.environ.get("TEST_DATABASE") or "sqlite"
+
+
+def pytest_report_header(config):
+    return f"database: {database_backend(config)}"
+
+
+@pytest.fixture(scope="session")
+def backend(request):
+    """'sqlite' or 'postgresql': what this run's tests are stored in (see --db)."""
+    return database_backend(request.config)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory, backend):
+    """A throw-away PostgreSQL cluster of this test process (--db=postgresql only)."""
+    if backend != "postgresql":
+        pytest.skip("runs on PostgreSQL only (--db=postgresql)")
+    from tests.services.postgres import PostgresServer
+
+    server = PostgresServer(tmp_path_factory.mktemp("postgres"))
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres):
+    """A database holding the models' schema, copied by each test's fresh database."""
+    from sqlalchemy import create_engine
+
+    import tracker.models  # noqa: F401  (every table on db.metadata)
+
+    name = postgres.create_database(name="schema_template")
+    engine = create_engine(postgres.url(name))
+    db.metadata.create_all(engine)
+    engine.dispose()
+    return name
+
+
+@pytest.fixture
+def database_url(request, backend, tmp_path):
+    """DATABASE_URL of a fresh database holding the models' schema."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        return
+    postgres = request.getfixturevalue("postgres")
+    name = postgres.create_database(template=request.getfixturevalue("postgres_template"))
+    yield postgres.url(name)
+    postgres.drop_database(name)
+
+
+@pytest.fixture
+def empty_database_url(request, backend, tmp_path):
+    """DATABASE_URL of a fresh database without any table (for migrations)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+        return
+    postgres = request.getfixturevalue("postgres")
+    name = postgres.create_database()
+    yield postgres.url(name)
+    postgres.drop_database(name)
+
+
 @pytest.fixture(scope="session")
 def dovecot(tmp_path_factory):
     """A real Dovecot IMAP server on loopback: plain `port`, TLS `tls_port`, `ca_path`."""
@@ -100,12 +173,12 @@ def fernet_keys():
 
 
 @pytest.fixture
-def app_config(tmp_path, redis_server, fernet_keys):
+def app_config(tmp_path, redis_server, fernet_keys, database_url):
     """The settings of the test app; a test may change them before using `app`."""
     return {
         "TESTING": True,
         "INSTANCE_PATH": str(tmp_path / "instance"),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'test.sqlite3'}",
+        "DATABASE_URL": database_url,
         "REDIS_URL": redis_server.url,
         "SECRET_KEY": "test-secret-key-of-sufficient-length",
         "FERNET_KEYS": fernet_keys,
@@ -119,8 +192,9 @@ def app(app_config):
     redis = Redis.from_url(app.config["REDIS_URL"])
     redis.flushdb()
     redis.close()
-    with app.app_context():
-        db.create_all()
+    if app.config["DATABASE_URL"].startswith("sqlite"):  # PostgreSQL's copies the template
+        with app.app_context():
+            db.create_all()
     yield app
     with app.app_context():
         db.session.remove()

@@ -197,6 +197,10 @@ def finalize(config, instance_path):
         private_dir(Path(url.database).parent)
         private_file(url.database)
     config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
+    if url.get_backend_name() == "postgresql":
+        # A pooled connection may have died with a server restart: test it when taken
+        # from the pool (one round trip) rather than fail the request that gets it.
+        config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {}).setdefault("pool_pre_ping", True)
 
     redis_url = str(config["REDIS_URL"])
     if not redis_url.startswith(("redis://", "rediss://", "unix://")):
