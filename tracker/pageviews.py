@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from tracker import visitstate
+from tracker import textclean, visitstate
 from tracker.extensions import db
 from tracker.models import Block, Rule, Site
 from tracker.models.visits import UTM_FIELDS
@@ -60,7 +60,7 @@ def _text(payload, name, limit, required=False, pattern=None):
         value = ""
     if not isinstance(value, str):
         raise PayloadError(f"{name} must be a string")
-    value = value.strip()
+    value = textclean.one_line(value).strip()
     if required and not value:
         raise PayloadError(f"{name} is required")
     if len(value) > limit:
@@ -118,7 +118,7 @@ def utm_from(url):
     if "utm_" in query:  # most page views carry none
         for name, value in _UTM.findall(query):
             if not utm[name]:
-                utm[name] = unquote_plus(value)[:200]
+                utm[name] = textclean.one_line(unquote_plus(value))[:200]
     return utm
 
 
@@ -391,9 +391,10 @@ def parse_displays(payload):
                 or isinstance(row[0], bool) or not isinstance(row[1], str)
                 or not isinstance(row[2], int) or isinstance(row[2], bool)):
             raise PayloadError("each entry of d must be [block id, address, count]")
-        if not 0 < row[0] < 2**31 or not 0 < row[2] <= 10_000 or not 0 < len(row[1]) <= 320:
+        address = textclean.one_line(row[1])
+        if not 0 < row[0] < 2**31 or not 0 < row[2] <= 10_000 or not 0 < len(address) <= 320:
             raise PayloadError("an entry of d is out of range")
-        out.append((row[0], row[1], row[2]))
+        out.append((row[0], address, row[2]))
     return visit_id, out
 
 

@@ -21,7 +21,7 @@ from flask import Blueprint, current_app, g, request
 from limits import parse_many
 from redis.exceptions import RedisError
 
-from tracker import pageviews, siteregistry, visitstate
+from tracker import pageviews, siteregistry, textclean, visitstate
 from tracker.extensions import csrf, redis_client
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -169,7 +169,8 @@ def hit():
         return _error(400, str(exc))
     try:
         answer, woke = pageviews.record_page_view(
-            call.site, page_view, request.environ.get("HTTP_USER_AGENT", "")[:500], _redis(),
+            call.site, page_view,
+            textclean.one_line(request.environ.get("HTTP_USER_AGENT", ""))[:500], _redis(),
             call.all_rates(),
         )
     except visitstate.RateLimited:
