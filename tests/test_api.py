@@ -466,7 +466,7 @@ def test_an_unreadable_queue_entry_is_skipped_not_retried_forever(client, shop, 
                                             "m": "1", "v": "{not json"})
     hit(client, site, visit="visit-0002", n=True)
     assert written() == 3
-    assert "Skipped page-view entry" in caplog.text
+    assert "set aside: unreadable" in caplog.text
     assert db.session.scalars(select(Visit.client_visit_id).order_by(Visit.id)).all() == [
         "visit-0001", "visit-0002"]
 

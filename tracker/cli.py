@@ -15,6 +15,7 @@ from tracker.models import Account, Credential, User
 
 users = AppGroup("users", help="Manage accounts and their users.")
 credentials = AppGroup("credentials", help="Manage stored mailbox credentials.")
+pageviews_cli = AppGroup("pageviews", help="The page-view writer's queue.")
 
 
 def _create(email, password, account_name=None):
@@ -125,7 +126,24 @@ def demo_command(email, visits, seed):
     click.echo(f"Email: {email}  Password (shown once): {password}")
 
 
+@pageviews_cli.command("rejected")
+@click.option("--count", default=50, show_default=True, help="How many to list, newest first.")
+@with_appcontext
+def pageviews_rejected(count):
+    """List the page-view entries the database refused (set aside with their reason)."""
+    from tracker import ingest
+
+    total = ingest.rejected_count()
+    click.echo(f"{total} page-view entries set aside (about the last {ingest.REJECTED_KEEP} kept).")
+    for item in ingest.rejected(count=count):
+        fields = " ".join(f"{name}={value!r}" for name, value in item["fields"].items())
+        click.echo(f"{item['id']}  queued {item['queued']:%Y-%m-%d %H:%M:%S} UTC  "
+                   f"set aside {item['set_aside']:%Y-%m-%d %H:%M:%S} UTC\n"
+                   f"  reason: {item['reason']}\n  entry: {fields}")
+
+
 def init_app(app):
     app.cli.add_command(users)
     app.cli.add_command(credentials)
+    app.cli.add_command(pageviews_cli)
     app.cli.add_command(demo_command)

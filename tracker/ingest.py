@@ -7,6 +7,12 @@ between loses nothing and writes nothing twice.
 
 Entries of sites, visits, rules, pool addresses or blocks deleted meanwhile are
 dropped or lose that link, as the foreign keys would have it.
+
+One bad entry never blocks the rest: when a batch cannot be stored, its entries are
+written one by one (each in a savepoint), and those the database refuses, or that
+cannot be read, are set aside in the REJECTED stream with their reason (bounded,
+listed by `flask pageviews rejected`) while the cursor moves past them. A database
+that is away (connection errors) is not a bad entry: the batch waits for the next run.
 """
 
 import logging
@@ -15,9 +21,9 @@ from datetime import UTC, datetime
 from itertools import chain
 
 import orjson
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import LockError, RedisError, ResponseError
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from tracker import visitstate
 from tracker.extensions import db, redis_client
@@ -32,6 +38,10 @@ LOCK = "tracker:pageviews:lock"
 LOCK_TTL = 60
 # How long a sync waits for a running writer before attributing its emails.
 SYNC_WAIT_SECONDS = 30
+# Entries set aside (with their original id, fields and the reason): about the last
+# REJECTED_KEEP are kept.
+REJECTED = "tracker:pageviews:rejected"
+REJECTED_KEEP = 10_000
 
 _VISITS, _ASSIGNMENTS = Visit.__table__, Assignment.__table__
 _VISIT_TEXT = ("visitor_id", "landing_url", "referrer", "channel", "ga_client_id",
@@ -309,24 +319,108 @@ def _move_cursor(last, new):
     return moved.rowcount == 1
 
 
+def _database_away(exc):
+    """True when `exc` says the database cannot be reached, not that an entry is bad."""
+    return isinstance(exc, (OperationalError, InterfaceError)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
+def _reason(exc):
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:500]
+
+
+def _write_one_by_one(entries, ids):
+    """Write entries each in a savepoint; [(entry id, reason)] of those refused."""
+    refused = []
+    for entry_id, entry in zip(ids, entries, strict=True):
+        savepoint = db.session.begin_nested()
+        try:
+            _write([entry])
+            savepoint.commit()
+        except (SQLAlchemyError, ValueError) as exc:  # ValueError: a driver's own refusal
+            savepoint.rollback()
+            if _database_away(exc):
+                raise
+            refused.append((entry_id, _reason(exc)))
+    return refused
+
+
+def set_aside(redis, raw, refused):
+    """Keep the refused entries (with their reason) in the REJECTED stream, under their
+    own ids: an entry set aside twice (a writer that died before its commit) is kept once."""
+    fields_of = dict(raw)
+    refused = sorted(refused, key=lambda item: tuple(map(int, item[0].split(b"-"))))
+    now = str(int(datetime.now(UTC).timestamp() * 1000))
+    for entry_id, reason in refused:
+        logger.error("Page-view entry %s set aside: %s", entry_id.decode(), reason)
+        fields = {b"_reason": reason.encode(), b"_at": now.encode(), **fields_of[entry_id]}
+        try:
+            redis.xadd(REJECTED, fields, id=entry_id, maxlen=REJECTED_KEEP, approximate=True)
+        except ResponseError as exc:
+            if "equal or smaller" not in str(exc):
+                raise
+
+
+def rejected_count(redis=None):
+    """How many page-view entries are set aside (about the last REJECTED_KEEP)."""
+    return (redis or redis_client()).xlen(REJECTED)
+
+
+def rejected(redis=None, count=50):
+    """The newest set-aside entries, newest first: [{"id", "queued", "set_aside", "reason",
+    "fields"}] (times in UTC; fields as queued, decoded leniently)."""
+    def moment(ms):
+        return datetime.fromtimestamp(int(ms) / 1000, UTC)
+
+    found = []
+    for entry_id, fields in (redis or redis_client()).xrevrange(REJECTED, count=count):
+        entry_id = entry_id.decode()
+        reason = fields.pop(b"_reason", b"").decode(errors="replace")
+        at = fields.pop(b"_at", b"0")
+        found.append({"id": entry_id, "queued": moment(entry_id.split("-")[0]),
+                      "set_aside": moment(at), "reason": reason,
+                      "fields": {k.decode(errors="replace"): v.decode(errors="replace")
+                                 for k, v in fields.items()}})
+    return found
+
+
 def write_batch(redis, size=BATCH):
-    """Write the next `size` entries of the stream; returns how many were written."""
+    """Write the next `size` entries of the stream; returns how many were handled
+    (written or set aside)."""
     last = db.session.scalar(select(IngestCursor.last_id).where(IngestCursor.name == CURSOR))
     raw = redis.xrange(visitstate.STREAM, min="(" + (last or "0-0"), count=size)
     if not raw:
         db.session.rollback()
         return 0
-    entries = []
+    entries, ids, refused = [], [], []
     for entry_id, fields in raw:
         try:
             entries.append(Entry(fields))
+            ids.append(entry_id)
         except Unreadable as exc:
-            logger.error("Skipped page-view entry %s: %s", entry_id.decode(), exc)
-    _write(entries)
+            refused.append((entry_id, f"unreadable: {exc}"))
     new = raw[-1][0].decode()
-    if not _move_cursor(last, new):
+    try:
+        _write(entries)
+    except (SQLAlchemyError, ValueError) as exc:  # ValueError: a driver's own refusal
         db.session.rollback()
-        return 0
+        if _database_away(exc):
+            raise
+        logger.warning("A page-view batch was refused (%s); writing it entry by entry",
+                       _reason(exc))
+        # The cursor first: a statement that opens the transaction the savepoints need
+        # (SQLite's driver opens none before its first write).
+        if not _move_cursor(last, new):
+            db.session.rollback()
+            return 0
+        db.session.flush()
+        refused.extend(_write_one_by_one(entries, ids))
+    else:
+        if not _move_cursor(last, new):
+            db.session.rollback()
+            return 0
+    if refused:
+        set_aside(redis, raw, refused)
     db.session.commit()
     redis.xtrim(visitstate.STREAM, minid=new, approximate=False)  # keeps the last one
     return len(raw)
