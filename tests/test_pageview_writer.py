@@ -223,3 +223,20 @@ def test_postgresql_restarted_in_the_middle_of_writing_loses_and_doubles_nothing
 ])
 def test_one_line_removes_control_characters_and_lone_surrogates(text, clean):
     assert textclean.one_line(text) == clean
+
+
+def test_a_number_too_large_for_the_database_blocks_nothing(client, shop, written):
+    """A rule id of 2**64 - 1 (never made by the API) is refused by either database (its
+    driver); the page views after it are written."""
+    _, site, _ = shop
+    fields = {"t": "v", "s": site.id, "c": "visit-huge", "m": int(time.time() * 1000),
+              "v": orjson.dumps({"visitor_id": "visitor-001"}),
+              "a": b'[{"r": 18446744073709551615, "k": "static", "a": "x@shop.example"}]'}
+    redis_client().xadd(visitstate.STREAM, fields)
+    hit(client, site, "visit-0001")
+    hit(client, site, "visit-0001")
+    assert written() == 3
+    assert stored("visit-0001").page_views == 2
+    assert stored("visit-huge") is None
+    [entry] = ingest.rejected()
+    assert "too large" in entry["reason"] or "out of range" in entry["reason"]

@@ -319,6 +319,11 @@ def _move_cursor(last, new):
     return moved.rowcount == 1
 
 
+# What the database or its driver answers to a value it cannot store: the driver's own
+# refusals come as ValueError (psycopg: a NUL) or OverflowError (sqlite3: a too large int).
+REFUSALS = (SQLAlchemyError, ValueError, ArithmeticError)
+
+
 def _database_away(exc):
     """True when `exc` says the database cannot be reached, not that an entry is bad."""
     return isinstance(exc, (OperationalError, InterfaceError)) or (
@@ -337,7 +342,7 @@ def _write_one_by_one(entries, ids):
         try:
             _write([entry])
             savepoint.commit()
-        except (SQLAlchemyError, ValueError) as exc:  # ValueError: a driver's own refusal
+        except REFUSALS as exc:
             savepoint.rollback()
             if _database_away(exc):
                 raise
@@ -402,7 +407,7 @@ def write_batch(redis, size=BATCH):
     new = raw[-1][0].decode()
     try:
         _write(entries)
-    except (SQLAlchemyError, ValueError) as exc:  # ValueError: a driver's own refusal
+    except REFUSALS as exc:
         db.session.rollback()
         if _database_away(exc):
             raise
