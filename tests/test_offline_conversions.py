@@ -195,3 +195,15 @@ def test_summary_matches_the_files(logged_in, seeded, ctx, user):
     assert summary.total == db.session.scalar(
         db.select(db.func.count()).select_from(query.where(
             report.Email.counted.is_(True)).subquery()))
+
+
+def test_a_download_never_read_gives_its_connection_back(logged_in, seeded, ctx):
+    pool = db.engine.pool
+    before = pool.checkedout()
+    from tests.test_exports import streamed
+
+    context, response = streamed(logged_in, "/emails/offline-conversions/metrica.csv")
+    assert response.status_code == 200
+    assert pool.checkedout() == before + 1  # the export's own connection, held for the body
+    context.run(response.close)  # the client went away without reading a byte
+    assert pool.checkedout() == before

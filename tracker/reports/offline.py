@@ -73,10 +73,10 @@ def counted(query):
     return query.where(Email.counted.is_(True))
 
 
-def _rows(query):
+def _rows(query, connection=None):
     """(internaldate, Metrica id, GA id) of the filter's new requests, read in batches."""
     source = Email.source
-    return db.session.connection().execute(
+    return (connection or db.session.connection()).execute(
         counted(query)
         .with_only_columns(Email.internaldate,
                            type_coerce(source["ym_client_id"].as_string(), String),
@@ -149,7 +149,15 @@ def csv_response(query, kind, name, tz, measurement_id=""):
     the first line as the column names.
     """
     header, cells = _header_and_rows(kind, name, measurement_id)
-    rows = _rows(query)
+    # A connection of its own, not the session's: the request's teardown ends the
+    # session's transaction when the view returns, before the body is read, and on
+    # PostgreSQL the rows are read from a server-side cursor that lives in it.
+    connection = db.engine.connect()
+    try:
+        rows = _rows(query, connection)
+    except BaseException:
+        connection.close()
+        raise
 
     def generate():
         buffer = io.StringIO()
@@ -165,8 +173,11 @@ def csv_response(query, kind, name, tz, measurement_id=""):
             yield buffer.getvalue().encode("utf-8")
         finally:
             rows.close()
+            connection.close()
 
     response = Response(stream_with_context(generate()), mimetype="text/csv")
+    # Also when the body is never read (the client left before the first byte).
+    response.call_on_close(connection.close)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename(kind, tz)}"'
     response.headers["Cache-Control"] = "no-store"
     return response
