@@ -4,7 +4,10 @@ Every test copies real cookies out of one test client into another, as an
 attacker with a stolen cookie would, and replays them against the app.
 """
 
+import time
+
 from flask_login import current_user, login_required
+from flask_login.utils import encode_cookie
 
 from tests.conftest import PASSWORD
 from tracker.extensions import db
@@ -91,17 +94,36 @@ def test_a_session_from_before_the_session_tokens_is_refused(client, user):
 
 def test_a_session_with_another_users_token_is_refused(client, factory):
     one, two = factory.user(), factory.user()
+    now = int(time.time())
     sign_in(client, one)
-    set_session_user(client, f"{one.id}:{two.session_token}")
+    set_session_user(client, f"{one.id}:{two.session_token}:{now}")
     assert client.get("/sites/").status_code == 302
     sign_in(client, one)
-    set_session_user(client, f"{one.id}:{one.session_token}")
+    set_session_user(client, f"{one.id}:{one.session_token}:{now}")
     assert client.get("/sites/").status_code == 200
-    for forged in (f"{one.id}:", f"{one.id}", "", ":", f"{one.id}:{one.session_token}x",
-                   f"{2**70}:{one.session_token}", f"x:{one.session_token}"):
+    for forged in (f"{one.id}:", f"{one.id}", "", ":", "::", f"{one.id}:{one.session_token}",
+                   f"{one.id}:{one.session_token}x:{now}", f"{2**70}:{one.session_token}:{now}",
+                   f"x:{one.session_token}:{now}", f"{one.id}:{one.session_token}:x",
+                   f"{one.id}:{one.session_token}:{now}:1", f"-{one.id}:{one.session_token}:{now}"):
         set_session_user(client, forged)
         assert client.get("/sites/").status_code == 302, forged
         sign_in(client, one)
+
+
+def test_a_sign_in_older_than_the_remember_me_duration_is_refused(app, client, user):
+    """The remember-me cookie no longer lasts until SECRET_KEY changes: its sign-in time
+    is checked on every request, for a copy of the cookie (or session) kept too."""
+    max_age = app.config["REMEMBER_COOKIE_DURATION"]
+    now = int(time.time())
+    for signed_in, works in ((now - max_age + 120, True), (now - max_age - 1, False),
+                             (now + 3600, False)):
+        value = f"{user.id}:{user.session_token}:{signed_in}"
+        with app.test_request_context():
+            remember = encode_cookie(value)  # as Flask-Login signs it, with SECRET_KEY
+        assert replay(app, **{REMEMBER: remember}) is works, signed_in
+        sign_in(client, user)
+        set_session_user(client, value)
+        assert (client.get("/sites/").status_code == 200) is works, signed_in
 
 
 def test_end_other_sessions_keeps_this_browser_only(app, factory):

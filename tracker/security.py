@@ -2,6 +2,8 @@
 
 import hmac
 import re
+import time
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import werkzeug.security
@@ -32,18 +34,27 @@ def init_app(app):
 def load_user(user_id):
     """The user of a session or remember-me cookie, on every request.
 
-    Both carry "<id>:<session token>" (User.get_id); a session made before the
-    user's token changed (sign-out, end_all_sessions) names an older token and
-    is refused, as is one without a token.
+    Both carry "<id>:<session token>:<sign-in time>" (User.get_id). Refused: a
+    session made before the user's token changed (sign-out, end_all_sessions),
+    one without a token, and one signed in longer ago than REMEMBER_COOKIE_DURATION
+    (the browser drops the cookie then; a copy of it is refused here too).
     """
     from tracker.models import User
 
-    user_key, _, token = str(user_id).partition(":")
+    parts = str(user_id).split(":")
+    if len(parts) != 3:
+        return None
+    user_key, token, signed_in = parts
     try:
-        key = int(user_key)
-    except (TypeError, ValueError):
+        key, signed_in = int(user_key), int(signed_in)
+    except ValueError:
         return None
     if not 0 < key < 2**31:  # user.id is a 32-bit integer on PostgreSQL
+        return None
+    max_age = current_app.config["REMEMBER_COOKIE_DURATION"]
+    if isinstance(max_age, timedelta):
+        max_age = max_age.total_seconds()
+    if not -60 < time.time() - signed_in < max_age:
         return None
     user = db.session.get(User, key)
     if user is None or not user.active or not token or not user.session_token:

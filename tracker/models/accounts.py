@@ -1,6 +1,7 @@
 """Accounts (tenants) and their users."""
 
 import secrets
+import time
 from datetime import datetime
 
 from flask_login import UserMixin
@@ -58,10 +59,11 @@ class User(UserMixin, db.Model):
         return self.active
 
     def get_id(self):
-        """The session's user id: "<id>:<session token>" (see tracker.security.load_user)."""
+        """The id Flask-Login keeps in the session and the remember-me cookie at sign-in:
+        "<id>:<session token>:<sign-in time>" (checked by tracker.security.load_user)."""
         if not self.session_token:
             self.session_token = new_session_token()
-        return f"{self.id}:{self.session_token}"
+        return f"{self.id}:{self.session_token}:{int(time.time())}"
 
     def set_password(self, password):
         self.password_hash = generate_password_hash(password)
