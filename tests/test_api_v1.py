@@ -478,3 +478,37 @@ def test_responses_match_the_documented_schemas(client, seeded):
     email_schema = spec["components"]["schemas"]["Email"]
     assert set(email_schema["required"]) == set(email_schema["properties"])
 
+
+
+# ------------------------------------------------------------------ over real HTTP
+
+
+def _http_get(url, token=None):
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers=auth(token) if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_over_http_with_parallel_clients_the_limit_holds(app, live_server, seeded):
+    """A real server, 12 requests at once on one token with room for 5: exactly 5 pass."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    app.config["API_TOKEN_RATE"] = "5 per minute"
+    token = token_of(seeded["account"])
+    status, headers, body = _http_get(f"{live_server.url}/api/v1/emails")
+    assert status == 401 and headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(lambda _: _http_get(f"{live_server.url}/api/v1/emails", token),
+                                range(12)))
+    statuses = sorted(status for status, _headers, _body in answers)
+    assert statuses == [200] * 5 + [429] * 7
+    ok = [json.loads(body) for status, _headers, body in answers if status == 200]
+    assert all({item["id"] for item in page["data"]} == {row.id for row in seeded["emails"]}
+               for page in ok)
