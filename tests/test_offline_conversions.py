@@ -32,7 +32,6 @@ def unix(at):
 def seeded(factory, user):
     """New requests with and without client ids, a repeat, a hostile id, another account's."""
     account = user.account
-    site = factory.site(account)
     rule = factory.rule(account, address="ads@shop.example")
     box = factory.mailbox(account)
     base = utcnow().replace(microsecond=0) - timedelta(days=2)
