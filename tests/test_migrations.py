@@ -9,9 +9,19 @@ from tracker import create_app
 from tracker.extensions import db
 
 
-def migrated_app(app_config, tmp_path):
-    app_config = dict(app_config, DATABASE_URL=f"sqlite:///{tmp_path / 'migrated.sqlite3'}")
-    return create_app(app_config)
+def migrated_app(app_config, empty_database_url):
+    """The app on an empty database (SQLite or PostgreSQL, see --db) for migrating."""
+    return create_app(dict(app_config, DATABASE_URL=empty_database_url))
+
+
+def driver_sql(connection):
+    """connection.exec_driver_sql taking ? placeholders on every backend."""
+    qmark = connection.dialect.paramstyle == "qmark"
+
+    def run(sql, parameters=()):
+        return connection.exec_driver_sql(sql if qmark else sql.replace("?", "%s"), parameters)
+
+    return run
 
 
 def seed_account(run):
@@ -24,17 +34,17 @@ def seed_account(run):
         "'other', 'imap.example.com', 993, 'ssl', 'box@example.com', 't', '2026-11-01')")
     run("INSERT INTO mailbox (id, account_id, credential_id, active, "
         "repeat_period_seconds, repeat_period_unit, created_at) "
-        "VALUES (1, 1, 1, 1, 86400, 'days', '2026-11-01')")
+        "VALUES (1, 1, 1, TRUE, 86400, 'days', '2026-11-01')")
     run("INSERT INTO visit (id, account_id, site_id, visitor_id, client_visit_id, "
         "started_at, last_seen_at, landing_url, referrer, utm_source, utm_medium, "
         "utm_campaign, utm_content, utm_term, channel, ga_client_id, ym_client_id, "
         "user_agent, is_bot, page_views, created_at) VALUES (7, 1, 5, 'v', 'cv', "
         "'2026-11-01', '2026-11-01', '', '', 'google', 'cpc', '', '', '', 'paid', '', "
-        "'', '', 0, 1, '2026-11-01')")
+        "'', '', FALSE, 1, '2026-11-01')")
 
 
-def test_upgrade_matches_models(app_config, tmp_path):
-    app = migrated_app(app_config, tmp_path)
+def test_upgrade_matches_models(app_config, empty_database_url):
+    app = migrated_app(app_config, empty_database_url)
     with app.app_context():
         upgrade()
         with db.engine.connect() as connection:
@@ -46,8 +56,8 @@ def test_upgrade_matches_models(app_config, tmp_path):
     assert diff == []
 
 
-def test_downgrade_to_base_and_up_again(app_config, tmp_path):
-    app = migrated_app(app_config, tmp_path)
+def test_downgrade_to_base_and_up_again(app_config, empty_database_url):
+    app = migrated_app(app_config, empty_database_url)
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     with app.app_context():
         upgrade()
@@ -62,19 +72,19 @@ def test_downgrade_to_base_and_up_again(app_config, tmp_path):
     engine.dispose()
 
 
-def test_upgrade_from_the_previous_release_fills_the_report_columns(app_config, tmp_path):
+def test_upgrade_from_the_previous_release_fills_the_report_columns(app_config, empty_database_url):
     """Emails stored before 0008 get their search text, and attributed ones their channel,
     utm_source and site from the visit."""
-    app = migrated_app(app_config, tmp_path)
+    app = migrated_app(app_config, empty_database_url)
     with app.app_context():
         upgrade(revision="0007")
         with db.engine.begin() as connection:
-            run = connection.exec_driver_sql
+            run = driver_sql(connection)
             seed_account(run)
             email = ("INSERT INTO email (account_id, mailbox_id, folder, uidvalidity, uid, "
                      "fingerprint, internaldate, from_name, recipients, subject, counted, "
                      "visit_id, source, created_at) VALUES (1, 1, 'INBOX', 1, ?, ?, "
-                     "'2026-11-02', 'Иван', '[]', 'Прайс-ЛИСТ', 1, ?, ?, '2026-11-02')")
+                     "'2026-11-02', 'Иван', '[]', 'Прайс-ЛИСТ', TRUE, ?, ?, '2026-11-02')")
             run(email, (1, "f1", 7, '{"channel": "paid", "utm_source": "google"}'))
             run(email, (2, "f2", None, None))
         upgrade()
@@ -88,12 +98,12 @@ def test_upgrade_from_the_previous_release_fills_the_report_columns(app_config, 
     assert zone == "UTC"
 
 
-def test_upgrade_to_0009_marks_pool_emails_that_came_after_their_lease(app_config, tmp_path):
-    app = migrated_app(app_config, tmp_path)
+def test_upgrade_to_0009_marks_pool_emails_that_came_after_their_lease(app_config, empty_database_url):
+    app = migrated_app(app_config, empty_database_url)
     with app.app_context():
         upgrade(revision="0008")
         with db.engine.begin() as connection:
-            run = connection.exec_driver_sql
+            run = driver_sql(connection)
             seed_account(run)
             run("INSERT INTO assignment (account_id, site_id, visit_id, kind, address, "
                 "assigned_at, expires_at, created_at) VALUES (1, 5, 7, 'pool', 'p1@shop.example', "
@@ -101,7 +111,7 @@ def test_upgrade_to_0009_marks_pool_emails_that_came_after_their_lease(app_confi
             email = ("INSERT INTO email (account_id, mailbox_id, folder, uidvalidity, uid, "
                      "fingerprint, internaldate, from_name, recipients, subject, counted, "
                      "visit_id, attribution, tracked_address, created_at) VALUES (1, 1, 'INBOX', "
-                     "1, ?, ?, ?, '', '[]', '', 1, 7, ?, ?, '2026-11-02')")
+                     "1, ?, ?, ?, '', '[]', '', TRUE, 7, ?, ?, '2026-11-02')")
             run(email, (1, "held", "2026-11-02 10:20:00", "pool", "p1@shop.example"))
             run(email, (2, "late", "2026-11-02 12:30:00", "pool", "p1@shop.example"))
             run(email, (3, "static", "2026-11-02 12:30:00", "static", "info@shop.example"))
@@ -113,29 +123,30 @@ def test_upgrade_to_0009_marks_pool_emails_that_came_after_their_lease(app_confi
     assert marks == [("held", None), ("late", "lease_ended"), ("static", None)]
 
 
-def test_upgrade_to_0010_keeps_emails_and_adds_empty_thread_columns(app_config, tmp_path):
-    app = migrated_app(app_config, tmp_path)
+def test_upgrade_to_0010_keeps_emails_and_adds_empty_thread_columns(app_config, empty_database_url):
+    app = migrated_app(app_config, empty_database_url)
     with app.app_context():
         upgrade(revision="0009")
         with db.engine.begin() as connection:
-            run = connection.exec_driver_sql
+            run = driver_sql(connection)
             seed_account(run)
             email = ("INSERT INTO email (account_id, mailbox_id, folder, uidvalidity, uid, "
                      "message_id, fingerprint, internaldate, from_name, recipients, subject, "
                      "counted, visit_id, attribution, tracked_address, created_at) VALUES "
-                     "(1, 1, 'INBOX', 1, ?, ?, ?, '2026-11-02 10:20:00', '', '[]', '', 1, 7, "
+                     "(1, 1, 'INBOX', 1, ?, ?, ?, '2026-11-02 10:20:00', '', '[]', '', TRUE, 7, "
                      "'static', 'info@shop.example', '2026-11-02')")
             run(email, (1, "a@x", "a@x"))
             run(email, (2, "b@x", "b@x"))
         upgrade()
         with db.engine.begin() as connection:
-            run = connection.exec_driver_sql
+            run = driver_sql(connection)
             rows = run("SELECT uid, message_id, visit_id, in_reply_to, reference_ids, thread_of "
                        "FROM email ORDER BY uid").all()
             run("UPDATE email SET thread_of = (SELECT id FROM email WHERE uid = 1), "
                 "in_reply_to = 'a@x', reference_ids = '[\"a@x\"]' WHERE uid = 2")
         with db.engine.begin() as connection:
-            connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+            if connection.dialect.name == "sqlite":
+                connection.exec_driver_sql("PRAGMA foreign_keys = ON")
             connection.exec_driver_sql("DELETE FROM email WHERE uid = 1")
             left = connection.exec_driver_sql(
                 "SELECT uid, in_reply_to, thread_of FROM email").all()
