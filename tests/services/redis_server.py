@@ -54,8 +54,10 @@ class RedisServer:
 
     start_timeout = 10.0
 
-    def __init__(self, tmpdir: str | os.PathLike[str]):
+    def __init__(self, tmpdir: str | os.PathLike[str], *, appendonly: bool = False):
         self.tmpdir = Path(tmpdir)
+        # appendonly: keep the data in an append-only file across restart() (fsync always).
+        self.appendonly = appendonly
         self.host = HOST
         self.port: int | None = None
         self.binary: str | None = None
@@ -98,14 +100,17 @@ class RedisServer:
             raise RuntimeError("RedisServer already started")
         self.tmpdir.mkdir(parents=True, exist_ok=True)
         self.binary = find_redis_server()
-        self.port = free_port(self.host)
+        if self.port is None:  # restart() keeps the port
+            self.port = free_port(self.host)
+        persistence = (["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly
+                       else ["--appendonly", "no"])
         cmd = [
             self.binary,
             "--port", str(self.port),
             "--bind", self.host,
             "--protected-mode", "yes",
             "--save", "",
-            "--appendonly", "no",
+            *persistence,
             "--daemonize", "no",
             "--dir", str(self.tmpdir),
             "--unixsocket", str(self.socket_path),
@@ -141,6 +146,12 @@ class RedisServer:
                 proc.wait()
         else:
             proc.wait()
+
+    def restart(self, down_for: float = 0.0) -> "RedisServer":
+        """Stop the server (SIGTERM), stay down `down_for` seconds, start it on the same port."""
+        self.stop()
+        time.sleep(down_for)
+        return self.start()
 
     def __enter__(self) -> "RedisServer":
         return self.start()

@@ -1,13 +1,60 @@
-"""The worker class for `rq worker --worker-class tracker.jobs.worker.Worker`."""
+"""The worker class for `rq worker --worker-class tracker.jobs.worker.Worker`.
+
+Workers outlive a Redis restart: their connection (and that of their work horses and
+scheduler) retries every command with back-off until Redis answers again, where a
+plain rq worker quits with "unhandled exception". `rq cron` gets the same with
+`--connection-class tracker.jobs.worker.PatientRedis`.
+"""
 
 import os
+import socket
 
+from redis import Redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError, TimeoutError
+from redis.retry import Retry
 from rq import Worker as BaseWorker
 
 # Jobs that can wait a moment when page views need the CPU (each job runs in a work
 # horse process of its own, so the lower priority ends with it).
 BACKGROUND_JOBS = {"tracker.jobs.pageviews.write_pageviews"}
 NICENESS = 10
+# Between tries while Redis is away: 0.5 s, doubling, at most 5 s apart, for ever.
+RECONNECT_BASE, RECONNECT_CAP = 0.5, 5.0
+RETRIED = (ConnectionError, TimeoutError, socket.timeout)
+
+
+def reconnecting_retry():
+    return Retry(ExponentialWithJitterBackoff(base=RECONNECT_BASE, cap=RECONNECT_CAP),
+                 retries=-1, supported_errors=RETRIED)
+
+
+class PatientRedis(Redis):
+    """A Redis client whose commands wait through a Redis outage (retried for ever)."""
+
+    @classmethod
+    def from_url(cls, url, **kwargs):
+        kwargs.setdefault("retry", reconnecting_retry())
+        kwargs.setdefault("retry_on_error", list(RETRIED))
+        return super().from_url(url, **kwargs)
+
+    def __init__(self, *args, **kwargs):
+        if kwargs.get("connection_pool") is None:
+            kwargs.setdefault("retry", reconnecting_retry())
+            kwargs.setdefault("retry_on_error", list(RETRIED))
+        super().__init__(*args, **kwargs)
+
+
+def patient(connection):
+    """Make `connection` (a redis-py client) wait for Redis: every connection of its pool,
+    and so every queue, job and registry that shares it, retries with back-off for ever."""
+    if connection is None or isinstance(connection, PatientRedis):
+        return connection
+    pool = connection.connection_pool
+    pool.connection_kwargs.update(retry=reconnecting_retry(), retry_on_error=list(RETRIED))
+    pool.disconnect()
+    pool.reset()  # connections made from now on carry the retry
+    return connection
 
 
 class Worker(BaseWorker):
@@ -18,6 +65,9 @@ class Worker(BaseWorker):
     no new mail costs. Built here, every horse inherits them. No connection is opened
     before the fork: the database engine and Redis connect lazily in the horse.
     """
+
+    def __init__(self, queues, *args, connection=None, **kwargs):
+        super().__init__(queues, *args, connection=patient(connection), **kwargs)
 
     def work(self, *args, **kwargs):
         import tracker.jobs.pageviews  # noqa: F401  (the job functions)

@@ -230,6 +230,24 @@ def script_headers(state):
     state.app.view_functions["static"] = static_file
 
 
+# Seconds a client is asked to wait while Redis is away.
+RETRY_AFTER = 5
+
+
+@bp.errorhandler(RedisError)
+def redis_away(exc):
+    """Redis is away (restarting, unreachable): 503 with Retry-After, never a 500.
+
+    A 503 promises nothing either way (Redis may have gone between two commands of the
+    request); the visit id the page sends makes a later try safe. Once Redis answers
+    again the next request succeeds: its client reconnects by itself.
+    """
+    logger.warning("Redis unavailable, API answered 503: %s", exc)
+    response = _error(503, "temporarily unavailable; try again shortly")
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    return response
+
+
 @bp.errorhandler(413)
 def too_large(exc=None):
     return _error(413, f"the body is larger than {MAX_BODY} bytes")
