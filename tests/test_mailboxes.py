@@ -573,3 +573,37 @@ def test_pages_in_russian(logged_in, user, factory, local_credential):
     assert "Почтовые ящики" in listing and "Учётные данные" in listing
     refused = pages["refused save"].get_data(as_text=True)
     assert "Не сохранено: проверка подключения не прошла." in refused and "Всё равно сохранить" in refused
+
+
+def test_two_simultaneous_saves_of_one_inbox_keep_one(app, user, factory, dovecot, imap_user,
+                                                       local_credential):
+    """Two browsers save the same inbox under its two host names at the same moment: the
+    saves take turns, so the second sees the first and is refused."""
+    import threading
+
+    from tests.conftest import Client
+
+    login, password = imap_user
+    again = factory.credential(user.account, login=login, password=password,
+                               host=other_name(dovecot), port=dovecot.tls_port, name="Again")
+    clients = []
+    for _n in range(2):
+        client = Client(app, app.response_class, use_cookies=True)
+        client.login(user)
+        client.get("/mailboxes/new")
+        clients.append(client)
+    start, answers = threading.Barrier(2), []
+
+    def save(client, data):
+        start.wait()
+        answers.append(client.post("/mailboxes/new", data=data).status_code)
+
+    threads = [threading.Thread(target=save, args=(c, form_data(cred)))
+               for c, cred in zip(clients, (local_credential, again))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(answers) == [302, 422]
+    db.session.expire_all()
+    assert len(mailboxes_of(user.account_id)) == 1

@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
 
-from tracker import imap
+from tracker import imap, inboxes
 from tracker.extensions import db
 from tracker.forms.mailboxes import CredentialForm
 from tracker.mailservices import OTHER, SECURITY_LABELS, SERVICES, service_hint
@@ -26,7 +26,6 @@ from tracker.views.helpers import (
     render,
     search_term,
 )
-from tracker.views.mailboxes import same_inbox
 
 bp = Blueprint("credentials", __name__, url_prefix="/credentials")
 FORM = "credentials/form.html"
@@ -124,13 +123,13 @@ def _test(form, credential):
 def _connected_note(form, credential, result):
     """What to say when the inbox these credentials reach is connected as a mailbox already.
 
-    A mailbox with them would be refused (tracker.views.mailboxes.same_inbox): say so
+    A mailbox with them would be refused (tracker.inboxes.same_inbox): say so
     before the user goes on, naming the mailbox only when it is the user's own.
     """
     host, port, _security = form.server
     typed = SimpleNamespace(login=form.login.data, host=host, port=port,
                             id=credential.id if credential else 0)
-    first = same_inbox(typed, result)
+    first = inboxes.same_inbox(typed, result)
     if first is None:
         return None
     if first.account_id == current_user.account_id:

@@ -9,7 +9,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from wtforms.validators import ValidationError
 
-from tracker import crypto, imap
+from tracker import crypto, imap, inboxes
 from tracker.extensions import db
 from tracker.forms.mailboxes import MailboxForm
 from tracker.jobs.sync import enqueue_recount, enqueue_sync, sync_state
@@ -33,6 +33,13 @@ FORM = "mailboxes/form.html"
 @login_required
 def require_login():
     """Every mailboxes page needs a signed-in user."""
+
+
+@bp.errorhandler(inboxes.InboxBusy)
+def inbox_busy(_exc):
+    """Another save of a mailbox with this login held on for a minute: nothing was saved."""
+    return _("Not saved: another save of a mailbox with this login is still running. "
+             "Try again in a minute."), 503, {"Retry-After": "60"}
 
 
 def partly_synced(mailbox, code, params=None):
@@ -134,53 +141,6 @@ def _check_before_saving(form, mailbox):
     response.headers["HX-Retarget"] = "#mailbox-form"
     response.headers["HX-Reswap"] = "outerHTML"
     return result, response
-
-
-def _inbox_uidvalidity(mailbox):
-    """The UIDVALIDITY of the mailbox's INBOX as its last sync saw it, or None."""
-    return next((folder.uidvalidity for folder in mailbox.folders
-                 if folder.name.upper() == "INBOX" and folder.uidvalidity), None)
-
-
-def same_inbox(credential, result, mailbox=None):
-    """The first mailbox, of any account, that reads the inbox these credentials reach, or None.
-
-    An inbox is told by what the server says, not by the typed host name: the
-    mailboxes whose login is the same (case-insensitively) are the same inbox when
-    their INBOX had the UIDVALIDITY the check just read, or when their host resolves
-    (through the same guard as a connection) to an address the check connected to
-    or resolved. When the check could not tell (it failed), the host is resolved
-    here. A mailbox being edited with its credentials unchanged is compared only
-    with older mailboxes, so that the first of two already connected stays editable.
-    """
-    query = (select(Mailbox).join(Mailbox.credential)
-             .where(func.lower(Credential.login) == credential.login.lower(),
-                    Credential.id != credential.id)
-             .order_by(Mailbox.id))
-    if mailbox is not None and mailbox.id is not None:
-        query = query.where(Mailbox.id != mailbox.id)
-        if mailbox.credential_id == credential.id:
-            query = query.where(Mailbox.id < mailbox.id)
-    candidates = db.session.scalars(query).all()
-    if not candidates:
-        return None
-    if result.uidvalidity is not None:
-        for other in candidates:
-            if _inbox_uidvalidity(other) == result.uidvalidity:
-                return other
-    settings = imap.options(current_app.config)
-    mine = set(result.addresses) or set(
-        imap.host_addresses(credential.host, credential.port, **settings))
-    if not mine:
-        return None
-    resolved = {}
-    for other in candidates:
-        where = (other.credential.host, other.credential.port)
-        if where not in resolved:
-            resolved[where] = set(imap.host_addresses(*where, **settings))
-        if mine & resolved[where]:
-            return other
-    return None
 
 
 def _refuse_same_inbox(form, mailbox, first):
@@ -304,13 +264,14 @@ def create():
     result, refused = _check_before_saving(form, None)
     if refused is not None:
         return refused
-    first = same_inbox(form.chosen_credential, result)
-    if first is not None:
-        return _refuse_same_inbox(form, None, first)
-    mailbox = Mailbox(account_id=current_user.account_id)
-    db.session.add(mailbox)
-    if not _save(form, mailbox):
-        return _invalid(form, None)
+    with inboxes.claim(form.chosen_credential.login):
+        first = inboxes.same_inbox(form.chosen_credential, result)
+        if first is not None:
+            return _refuse_same_inbox(form, None, first)
+        mailbox = Mailbox(account_id=current_user.account_id)
+        db.session.add(mailbox)
+        if not _save(form, mailbox):
+            return _invalid(form, None)
     return _saved(mailbox, result)
 
 
@@ -339,12 +300,13 @@ def update(mailbox_id):
     result, refused = _check_before_saving(form, mailbox)
     if refused is not None:
         return refused
-    first = same_inbox(form.chosen_credential, result, mailbox)
-    if first is not None:
-        return _refuse_same_inbox(form, mailbox, first)
     period = mailbox.repeat_period_seconds
-    if not _save(form, mailbox):
-        return _invalid(form, mailbox)
+    with inboxes.claim(form.chosen_credential.login):
+        first = inboxes.same_inbox(form.chosen_credential, result, mailbox)
+        if first is not None:
+            return _refuse_same_inbox(form, mailbox, first)
+        if not _save(form, mailbox):
+            return _invalid(form, mailbox)
     if mailbox.repeat_period_seconds != period:
         # Stored emails are counted again with the new period, in a worker.
         enqueue_recount(mailbox.id)
