@@ -427,3 +427,33 @@ def test_a_bot_s_token_is_the_weakest_evidence(shop, factory):
     assert (result.visit_id, result.uncertain) == (person.id, None)
     result = attribute(account.id, ["info+bot32@shop.example"], T0)
     assert (result.visit_id, result.uncertain) == (crawler.id, "bot_visit")
+
+
+def test_a_reply_stored_before_the_email_it_answers_is_linked_when_that_arrives(shop, factory):
+    """The original was filed in a folder synced after INBOX: the reply, stored first with
+    no source, takes the original's visit and becomes a repeat once the original is stored."""
+    from tracker.attribution import on_emails_stored
+
+    account, site, block = shop
+    rule = factory.rule(account, blocks=[block], mode="subaddress",
+                        base_address="info@shop.example")
+    v = visit(account, site, 41, utm_source="google", utm_medium="cpc", channel="paid")
+    assign(account, site, v, rule, "info+tok41@shop.example", "subaddress", token="tok41")
+    mailbox = factory.mailbox(account, credential=factory.credential(
+        account, login="info@shop.example"), repeat_period_seconds=0)
+    reply = _reply(factory, mailbox, T0 + timedelta(days=1), ["original41@client.example"],
+                   recipient="info@shop.example", sender="client41@example.org")
+    on_emails_stored(None, mailbox, [reply.id])
+    db.session.commit()
+    db.session.refresh(reply)
+    assert (reply.thread_of, reply.visit_id, reply.counted) == (None, None, True)
+    original = factory.email(mailbox, at=T0, recipient="info+tok41@shop.example",
+                             sender="client41@example.org", folder="Orders",
+                             message_id="original41@client.example")
+    on_emails_stored(None, mailbox, [original.id])
+    db.session.commit()
+    db.session.refresh(reply)
+    db.session.refresh(original)
+    assert reply.thread_of == original.id
+    assert (reply.visit_id, reply.rule_id, reply.channel) == (v.id, rule.id, "paid")
+    assert original.counted and not reply.counted

@@ -348,7 +348,7 @@ def _thread_parent(email, candidates, attributed):
     return first
 
 
-def attribute_emails(email_ids, mailbox_address=None):
+def attribute_emails(email_ids, mailbox_address=None, follow=True):
     """Attribute freshly stored emails (called inside the sync's batch transaction).
 
     mailbox_address: the own address of the mailbox the emails are in (its login),
@@ -361,6 +361,11 @@ def attribute_emails(email_ids, mailbox_address=None):
     that email and the email is a repeat (its pair is recounted here). Without a
     tracked recipient of its own (a reply to the mailbox's plain address) it takes
     that email's attribution, which comes before the mailbox's own address.
+
+    A reply stored before the email it answers (the answered email was in a folder
+    synced later, or older than the first sync's window and stored afterwards) is
+    linked when that email arrives: the stored emails whose In-Reply-To names one of
+    these emails are attributed again (follow; not again for theirs).
 
     Suspected spam: an email attributed to a bot's visit (BOT_VISIT) is not a new
     request either; its pair is recounted here too.
@@ -416,6 +421,31 @@ def attribute_emails(email_ids, mailbox_address=None):
         db.session.execute(_SET_THREAD, threads)
     if recount:
         _recount(recount)
+    if follow:
+        replies = _earlier_replies(rows)
+        if replies:
+            attribute_emails(replies, follow=False)
+
+
+def _earlier_replies(rows):
+    """Ids of stored emails, not among rows, that answer one of rows (by In-Reply-To) and
+    are not in a thread yet: replies that were stored before the email they answer."""
+    ids = {row.id for row in rows}
+    by_account = {}
+    for row in rows:
+        if row.message_id:
+            by_account.setdefault(row.account_id, set()).add(row.message_id)
+    found = []
+    for account_id, message_ids in by_account.items():
+        message_ids = sorted(message_ids)
+        for start in range(0, len(message_ids), MESSAGE_IDS_PER_QUERY):
+            found += db.session.scalars(
+                select(_EMAILS.c.id).where(
+                    _EMAILS.c.account_id == account_id,
+                    _EMAILS.c.in_reply_to.in_(message_ids[start:start + MESSAGE_IDS_PER_QUERY]),
+                    _EMAILS.c.thread_of.is_(None))
+            ).all()
+    return sorted(set(found) - ids)
 
 
 def _recount(emails):

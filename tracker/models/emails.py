@@ -58,6 +58,9 @@ class Email(AccountOwned, db.Model):
         # Threads (a reply's parent by Message-ID) and the count-once safety net (the
         # same Message-ID and INTERNALDATE stored twice in an account).
         Index("ix_email_account_message_id", "account_id", "message_id", "internaldate"),
+        # The replies stored before the email they answer (tracker.attribution links them
+        # when it arrives).
+        Index("ix_email_account_in_reply_to", "account_id", "in_reply_to"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
