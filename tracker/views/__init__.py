@@ -8,12 +8,14 @@ from tracker.domains import display_domain
 from tracker.views import api, auth, blocks, credentials, mailboxes, main, reports, rules, sites
 from tracker.views import api_v1, apitokens
 from tracker.views import webhooks
+from tracker.views import ops
 
 BLUEPRINTS = [
     main.bp, auth.bp, sites.bp, mailboxes.bp, credentials.bp, blocks.bp, rules.bp, reports.bp,
     api.bp, api_v1.bp, apitokens.bp,
 ]
 BLUEPRINTS.append(webhooks.bp)
+BLUEPRINTS.append(ops.bp)
 
 # Admin sections in menu order; a section shows once its blueprint exists.
 SECTIONS = [
@@ -38,6 +40,7 @@ ERRORS = {
 
 
 def init_app(app):
+    ops.init_app(app)  # request ids first, so every later hook's log lines carry one
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     app.add_template_filter(display_domain)
