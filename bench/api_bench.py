@@ -1,14 +1,18 @@
 """Benchmark the page-view API against a bare Flask JSON endpoint under the same gunicorn.
 
     /work/main/.venv/bin/python bench/api_bench.py [--duration 15] [--warmup 3]
+        [--db sqlite|postgresql] [--threads 1 8]
 
-Starts a throw-away Redis and a SQLite database in a temporary directory, creates
+Starts a throw-away Redis and a database (SQLite in a temporary directory, or with
+--db postgresql a throw-away PostgreSQL cluster, tests/services/postgres.py), creates
 a site with a "find in code" block and a dynamic (sub-address) rule, and serves
 the app (wsgi:app) and bench/bare_app.py with identical gunicorn settings (two
 sync workers per CPU unless --workers says otherwise) on free loopback ports. Then drives each with wrk (Debian package `wrk`) at 32 connections:
 the tracker twice (every request a new visit; page views of 1,000 returning
-visits), the bare endpoint once. Prints a Markdown table for docs/benchmarks.md.
-Traffic goes to 127.0.0.1 only.
+visits), the bare endpoint once. With several --threads values (1 = the sync worker
+class, more = gthread with that many threads per worker) each setting gets its own
+pair of servers and all runs alternate in the same session.
+Prints a Markdown table for docs/benchmarks.md. Traffic goes to 127.0.0.1 only.
 """
 
 import argparse
@@ -38,6 +42,21 @@ SITE_KEY = "bench-site-key-0001"
 THREADS = 1
 # Seconds to wait after each run for the writer to write it (it writes every second).
 WRITER_LAG = 1.5
+
+
+def start_database(kind, tmp):
+    """(SQLAlchemy URL, server to clean up or None) of an empty throw-away database."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp / 'bench.sqlite3'}", None
+    from tests.services.postgres import PostgresServer
+
+    server = PostgresServer(tmp / "postgres")
+    try:
+        server.start()
+        return server.url(server.create_database(name="bench")), server
+    except BaseException:
+        server.cleanup()
+        raise
 
 
 def setup_database(env):
@@ -113,14 +132,18 @@ def backlog(redis_url):
         client.close()
 
 
-def stored(database):
-    """(visits, page views) written to the database."""
-    import sqlite3
+def stored(url):
+    """(visits, page views) written to the database at SQLAlchemy URL `url`."""
+    from sqlalchemy import create_engine, text
 
-    with sqlite3.connect(database) as connection:
-        visits, pages = connection.execute(
-            "SELECT count(*), coalesce(sum(page_views), 0) FROM visit").fetchone()
-    return visits, pages
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            visits, pages = connection.execute(
+                text("SELECT count(*), coalesce(sum(page_views), 0) FROM visit")).one()
+    finally:
+        engine.dispose()
+    return int(visits), int(pages)
 
 
 def _cpu_seconds(pids, reaped=False):
@@ -211,6 +234,10 @@ def machine():
     return f"{os.cpu_count()} CPUs ({model or platform.processor()}), Python {platform.python_version()}"
 
 
+def label(threads):
+    return "sync" if threads == 1 else f"gthread, {threads} threads"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=15, help="seconds per measured run")
@@ -221,21 +248,27 @@ def main():
                         help="gunicorn workers for both servers (default: two per CPU)")
     parser.add_argument("--redis", choices=("tcp", "unix"), default="tcp",
                         help="how the app reaches Redis: loopback TCP or the Unix socket")
-    parser.add_argument("--threads", type=int, default=THREADS,
-                        help="threads per gunicorn worker (gthread when > 1)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[THREADS],
+                        help="threads per gunicorn worker (1: sync worker class; more: gthread); "
+                             "several values are measured side by side in the same session")
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="the database the writer stores page views in (postgresql: a "
+                             "throw-away cluster, Debian package postgresql)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
+    several = len(args.threads) > 1
 
     with tempfile.TemporaryDirectory(prefix="tracker-bench-") as tmp:
         tmp = Path(tmp)
         redis = RedisServer(tmp / "redis")
         redis.start()
-        processes = []
+        processes, database_server = [], None
         try:
+            database, database_server = start_database(args.db, tmp)
             env = {
                 **os.environ,
-                "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
+                "DATABASE_URL": database,
                 "REDIS_URL": redis.unix_url if args.redis == "unix" else redis.url,
                 "SECRET_KEY": "bench-secret-key-of-sufficient-length",
                 "API_RATE_PER_IP": "10000000 per minute",
@@ -246,39 +279,44 @@ def main():
 
             env["FERNET_KEYS"] = Fernet.generate_key().decode()
             setup_database(env)
-            database = tmp / "bench.sqlite3"
             log = open(tmp / "gunicorn.log", "wb")
-            tracker_port, bare_port = free_port(), free_port()
-            processes.append(start_gunicorn("wsgi:app", tracker_port, env, ROOT, log, args.threads,
-                                            args.workers))
-            processes.append(start_gunicorn("bare_app:app", bare_port, env, ROOT / "bench", log,
-                                            args.threads, args.workers))
-            processes.append(start_writer(env, log))
-            meters = {tracker_port: CpuMeter(processes[0], redis.proc, processes[2]),
-                      bare_port: CpuMeter(processes[1], redis.proc, processes[2])}
+            runs, meters, tracker_ports = [], {}, set()
+            writer = start_writer(env, log)
+            processes.append(writer)
+            for threads in args.threads:
+                suffix = f" ({label(threads)})" if several else ""
+                tracker_port, bare_port = free_port(), free_port()
+                tracker = start_gunicorn("wsgi:app", tracker_port, env, ROOT, log, threads,
+                                         args.workers)
+                bare = start_gunicorn("bare_app:app", bare_port, env, ROOT / "bench", log,
+                                      threads, args.workers)
+                processes += [tracker, bare]
+                meters[tracker_port] = CpuMeter(tracker, redis.proc, writer)
+                meters[bare_port] = CpuMeter(bare, redis.proc, writer)
+                tracker_ports.add(tracker_port)
+                runs += [(f"tracker, new visits{suffix}", tracker_port, "new", threads),
+                         (f"tracker, returning visits{suffix}", tracker_port, "returning", threads),
+                         (f"bare Flask JSON endpoint{suffix}", bare_port, "new", threads)]
 
-            runs = [("tracker, new visits", tracker_port, "new"),
-                    ("tracker, returning visits", tracker_port, "returning"),
-                    ("bare Flask JSON endpoint", bare_port, "new")]
             sent = {"new": 0, "returning": 0}
-            for _name, port, mode in runs:
-                if port == tracker_port:
+            for _name, port, mode, _threads in runs:
+                if port in tracker_ports:
                     sent[mode] += wrk(port, args.warmup, mode)[4]
                 else:
                     wrk(port, args.warmup, mode)
             # Alternate the runs, so that whatever else the machine does hits all of them alike.
-            rounds = {name: [] for name, _, _ in runs}
-            backlogs = {name: [] for name, _, _ in runs}
-            cpu = {name: [] for name, _, _ in runs}
+            rounds = {name: [] for name, *_ in runs}
+            backlogs = {name: [] for name, *_ in runs}
+            cpu = {name: [] for name, *_ in runs}
             for _ in range(args.rounds):
-                for name, port, mode in runs:
+                for name, port, mode, _threads in runs:
                     before = meters[port].sample()
                     rounds[name].append(wrk(port, args.duration, mode))
                     backlogs[name].append(backlog(env["REDIS_URL"]))
                     time.sleep(WRITER_LAG)  # the writer's share of this run lands here
                     cpu[name].append(CpuMeter.per_request(
                         before, meters[port].sample(), rounds[name][-1][4]))
-                    if port == tracker_port:
+                    if port in tracker_ports:
                         sent[mode] += rounds[name][-1][4]
                     print(f"{name}: {rounds[name][-1][0]:.0f} req/s, "
                           f"{backlogs[name][-1]} queued", file=sys.stderr)
@@ -299,22 +337,32 @@ def main():
             for process in processes:
                 stop(process)
             redis.stop()
+            if database_server:
+                database_server.cleanup()
         log.close()
         tail = (tmp / "gunicorn.log").read_text(errors="replace")[-2000:]
 
-    bare = results["bare Flask JSON endpoint"][0]
-    print(f"Machine: {machine()}; `{' '.join(gunicorn_command(args.threads, args.workers)[1:])}`; "
+    settings = "; ".join(f"`{' '.join(gunicorn_command(t, args.workers)[1:])}`"
+                         for t in args.threads)
+    database_name = "SQLite (WAL)" if args.db == "sqlite" else "PostgreSQL (throw-away cluster, fsync off)"
+    print(f"Machine: {machine()}; {settings}; "
           f"`wrk -t2 -c{CONNECTIONS} -d{args.duration}s --latency -s bench/hit.lua` after "
           f"{args.warmup}s of warm-up; the median of {args.rounds} alternating rounds; "
-          f"SQLite (WAL) and Redis over {'its Unix socket' if args.redis == 'unix' else 'loopback TCP'}.\n")
+          f"{database_name} and Redis over "
+          f"{'its Unix socket' if args.redis == 'unix' else 'loopback TCP'}; load average "
+          f"{os.getloadavg()[0]:.1f} at the end.\n")
     print("| endpoint | requests/s | p50 | p99 | errors | share of bare |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, (rps, p50, p99, errors, _) in results.items():
-        print(f"| {name} | {rps:.0f} | {p50:.1f} ms | {p99:.1f} ms | {errors} | {rps / bare:.0%} |")
+    bare_of = {threads: results[name][0] for name, _, _, threads in runs if name.startswith("bare")}
+    for name, _, _, threads in runs:
+        rps, p50, p99, errors, _ = results[name]
+        print(f"| {name} | {rps:.0f} | {p50:.1f} ms | {p99:.1f} ms | {errors} | "
+              f"{rps / bare_of[threads]:.0%} |")
+    trackers = [name for name, port, _, _ in runs if port in tracker_ports]
     print(f"\nThe page-view writer (one `rq worker`) ran alongside on the same CPUs. Entries "
           f"queued and not yet written when each tracker run ended: "
-          + "; ".join(f"{name.split(', ')[1]} {', '.join(map(str, backlogs[name]))}"
-                      for name in ("tracker, new visits", "tracker, returning visits"))
+          + "; ".join(f"{name.split(', ', 1)[1]} {', '.join(map(str, backlogs[name]))}"
+                      for name in trackers)
           + f". All written {drained:.1f} s after the last run: {written[0]} visits and "
           f"{written[1]} page views, for {expected[0]} and {expected[1]} that wrk saw answered "
           f"(plus those still in flight when each run stopped).")
@@ -323,12 +371,14 @@ def main():
     print("| endpoint | web workers | Redis | writer | whole machine |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, samples in cpu.items():
-        web, redis_us, writer, machine_us = (sorted(column)[len(column) // 2]
-                                             for column in zip(*samples))
-        print(f"| {name} | {web:.0f} | {redis_us:.0f} | {writer:.0f} | {machine_us:.0f} |")
-    for name in ("tracker, new visits", "tracker, returning visits"):
+        web, redis_us, writer_us, machine_us = (sorted(column)[len(column) // 2]
+                                                for column in zip(*samples))
+        print(f"| {name} | {web:.0f} | {redis_us:.0f} | {writer_us:.0f} | {machine_us:.0f} |")
+    for name, _, _, threads in runs:
+        if not name.startswith("tracker"):
+            continue
         rps, _, p99, errors, _ = results[name]
-        met = rps >= bare / 2 and p99 <= 50 and not errors
+        met = rps >= bare_of[threads] / 2 and p99 <= 50 and not errors
         print(f"\nGoal (>= 50% of bare throughput, p99 <= 50 ms, no errors) for {name}: "
               f"{'met' if met else 'NOT met'}.")
     if "Traceback" in tail:
