@@ -38,6 +38,7 @@ def imap_settings(app_config, dovecot):
         IMAP_CA_FILE=str(dovecot.ca_path),
         IMAP_TIMEOUT_SECONDS=5,
         SYNC_LEASE_SECONDS=LEASE,
+        SYNC_RETRY_INTERVALS="3,3,3,3",
     )
 
 
@@ -58,21 +59,23 @@ def full_box(factory, user, dovecot, imap_user):
     return mailbox
 
 
-def start_worker(app, dovecot, worker_env, tmp_path, *, burst=False):
+def start_worker(app, dovecot, worker_env, tmp_path, *, burst=False, scheduler=False):
     """A real `rq worker` of our class, in a session of its own (its work horse too)."""
     env = worker_env(ALLOW_PRIVATE_IMAP_HOSTS="1", IMAP_ALLOWED_PORTS=str(dovecot.tls_port),
                      IMAP_CA_FILE=str(dovecot.ca_path), SYNC_BATCH_SIZE=str(BATCH),
-                     SYNC_LEASE_SECONDS=str(LEASE))
+                     SYNC_LEASE_SECONDS=str(LEASE), SYNC_RETRY_INTERVALS="3,3,3,3")
     command = [sys.executable, "-m", "rq.cli", "worker", "--worker-class",
                "tracker.jobs.worker.Worker", "--url", app.config["REDIS_URL"],
-               *(["--burst"] if burst else []), app.config["RQ_QUEUE"]]
+               *(["--burst"] if burst else []), *(["--with-scheduler"] if scheduler else []),
+               app.config["RQ_QUEUE"]]
     with open(tmp_path / f"worker-{time.monotonic_ns()}.log", "wb") as log:
         return subprocess.Popen(command, env=env, cwd=tmp_path, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def session_pids(sid):
-    """The processes of a session: the worker and its work horse (its own process group)."""
+def session_pids(sid, *, horse=False):
+    """The processes of a session: the worker and its work horse (its own process group);
+    with horse=True only the horse (the one leading a process group of its own)."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -83,7 +86,8 @@ def session_pids(sid):
         except OSError:
             continue
         if int(fields[3]) == sid and fields[0] != "Z":
-            pids.append(int(entry))
+            if not horse or (int(fields[2]) == int(entry) != sid):
+                pids.append(int(entry))
     return pids
 
 
@@ -141,15 +145,19 @@ def runs(mailbox_id):
                               .order_by(SyncRun.id)).all()
 
 
+def wait_for_part(worker, mailbox):
+    deadline = time.monotonic() + 60
+    while stored(mailbox.id) < BATCH and time.monotonic() < deadline:
+        assert worker.poll() is None
+        time.sleep(0.01)
+
+
 def kill_mid_sync(app, mailbox, dovecot, worker_env, tmp_path):
     """Start a sync in a real worker and SIGKILL it once part of the mail is stored."""
     enqueue_sync(mailbox.id)
     worker = start_worker(app, dovecot, worker_env, tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while stored(mailbox.id) < BATCH and time.monotonic() < deadline:
-            assert worker.poll() is None
-            time.sleep(0.01)
+        wait_for_part(worker, mailbox)
         kill_session(worker)
     finally:
         if worker.poll() is None:
@@ -206,6 +214,30 @@ def test_a_worker_killed_mid_sync_blocks_nothing_and_loses_nothing(
     assert Queue(app.config["RQ_QUEUE"], connection=redis).job_ids == []
     assert not redis.exists(lock_key(full_box.id))
     redis.close()
+
+
+def test_a_work_horse_killed_mid_sync_is_retried_by_its_worker(
+        app, ctx, full_box, dovecot, worker_env, tmp_path):
+    """The OOM killer's way: only the horse dies; its worker retries the job, whose next
+    run closes the dead one's run as interrupted and reads the rest."""
+    enqueue_sync(full_box.id)
+    worker = start_worker(app, dovecot, worker_env, tmp_path, scheduler=True)
+    try:
+        wait_for_part(worker, full_box)
+        horses = session_pids(worker.pid, horse=True)
+        assert len(horses) == 1
+        os.kill(horses[0], signal.SIGKILL)
+        part = stored(full_box.id)
+        deadline = time.monotonic() + 90
+        while [r.status for r in runs(full_box.id)] != ["interrupted", "ok"]:
+            assert time.monotonic() < deadline, [r.status for r in runs(full_box.id)]
+            assert worker.poll() is None
+            time.sleep(0.2)
+        assert part < MESSAGES
+        assert_all_stored_once(full_box.id)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
 
 
 # ------------------------------------------------------------ Redis restarted

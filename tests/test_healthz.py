@@ -192,3 +192,19 @@ def test_only_operators_see_the_jobs_page(app, client, factory, user, failed_job
     client.get("/logout")
     client.login(user)  # the first user, but not listed
     assert client.get("/ops/jobs").status_code == 404
+
+
+def test_the_web_process_logs_json_lines_with_the_request_id(app, worker_env, tmp_path):
+    """wsgi.py, as gunicorn loads it: a warning during a request is one JSON line on stderr."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = worker_env(REDIS_URL=f"redis://127.0.0.1:{free_port('127.0.0.1')}/0")
+    code = ("import wsgi; r = wsgi.app.test_client().get('/healthz', "
+            "headers={'X-Request-ID': 'lb-1'}); print(r.status_code)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.strip() == "503", done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert {"level": "WARNING", "logger": "tracker.views.ops", "request_id": "lb-1",
+            "message": "Health check: Redis unavailable"}.items() <= lines[0].items()

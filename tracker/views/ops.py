@@ -10,8 +10,8 @@
   one `make run` or `flask users create` made first). Anyone else gets 404.
 - Every request gets an id: X-Request-ID from the client when it is sane (1-64 of
   letters, digits and ._:-), else a new one; it is sent back in X-Request-ID and every
-  log line written during the request carries it (LogRecord.request_id); outside the
-  app's own log setup (`make run`, gunicorn) log lines are JSON objects.
+  log line written during the request carries it (LogRecord.request_id); in the web
+  processes (wsgi.py, as gunicorn runs them) log lines are JSON objects.
 """
 
 import json
@@ -111,9 +111,15 @@ def init_app(app):
     app.after_request(_send_request_id)
     if logging.getLogRecordFactory() is not _record_with_request_id:
         logging.setLogRecordFactory(_record_with_request_id)
+
+
+def configure_logging():
+    """JSON log lines on stderr for the web processes (wsgi.py), unless logging is set up.
+
+    gunicorn configures only its own loggers; rq workers keep rq's own log format.
+    """
     root = logging.getLogger()
-    if not app.testing and not root.handlers:
-        # Nobody configured logging (gunicorn configures only its own loggers).
+    if not root.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
