@@ -6,11 +6,13 @@ import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from functools import wraps
+
 import werkzeug.security
-from flask import current_app, request
+from flask import abort, current_app, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import lazy_gettext as _l
-from flask_login import login_user
+from flask_login import current_user, login_user
 
 from tracker.extensions import db, login_manager
 
@@ -27,6 +29,8 @@ def init_app(app):
     login_manager.login_message_category = "info"
     login_manager.session_protection = "strong"
     app.after_request(_security_headers)
+    app.before_request(_check_role)
+    app.add_template_global(can)
     app.session_interface = SessionInterface()
 
 
@@ -61,7 +65,102 @@ def load_user(user_id):
         return None
     if not hmac.compare_digest(token.encode(), user.session_token.encode()):
         return None
+    user.use_membership(current_membership(user))
     return user
+
+
+# The session key naming the account the user works in (switched in tracker.views.team).
+ACCOUNT_SESSION_KEY = "account_id"
+
+
+def current_membership(user):
+    """The membership this session works in: the account chosen with the switcher when
+    the user still belongs to it, else the home account's, else the first; None when
+    the user belongs to no account any more."""
+    memberships = user.memberships
+    chosen = session.get(ACCOUNT_SESSION_KEY)
+    for wanted in (chosen, user.home_account_id):
+        for membership in memberships:
+            if membership.account_id == wanted:
+                return membership
+    return memberships[0] if memberships else None
+
+
+# Who may open what (see README, "Teammates"). Each admin blueprint has the roles
+# that reach every one of its pages; a view may say otherwise with require_role or
+# no_role_needed. Blueprints not listed check on their own (sign-in, the token API,
+# the operators' pages).
+MEMBERS = ("owner", "editor", "viewer")
+EDITORS = ("owner", "editor")
+OWNERS = ("owner",)
+BLUEPRINT_ROLES = {
+    "main": MEMBERS,
+    "reports": MEMBERS,
+    "sites": EDITORS,
+    "mailboxes": EDITORS,
+    "blocks": EDITORS,
+    "rules": EDITORS,
+    "credentials": OWNERS,
+    "webhooks": OWNERS,
+    "apitokens": OWNERS,
+    "team": OWNERS,
+}
+
+
+def require_role(*roles):
+    """A view only users with one of roles in the current account may open (else 403;
+    anonymous users are sent to sign in). The role check of before_request reads it too."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if current_user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+
+        wrapper.required_roles = tuple(roles)
+        return wrapper
+
+    return decorate
+
+
+def no_role_needed(view):
+    """A view of a role-checked blueprint that any visitor may open (it checks what it
+    needs itself: the account switcher, the invitation link)."""
+    view.required_roles = None
+    return view
+
+
+def roles_for(endpoint):
+    """The roles that may open endpoint; None when no role is needed."""
+    view = current_app.view_functions.get(endpoint)
+    if view is not None and hasattr(view, "required_roles"):
+        return view.required_roles
+    return BLUEPRINT_ROLES.get(endpoint.split(".", 1)[0] if "." in endpoint else "")
+
+
+def can(endpoint):
+    """True when the current user may open endpoint (templates hide what they cannot)."""
+    roles = roles_for(endpoint)
+    if roles is None:
+        return True
+    return current_user.is_authenticated and current_user.role in roles
+
+
+def _check_role():
+    """Every request to a role-checked page: signed in, and a role that may open it."""
+    if request.endpoint is None:
+        return None
+    roles = roles_for(request.endpoint)
+    if roles is None:
+        return None
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if current_user.role not in roles:
+        abort(403)
+    return None
 
 
 def end_all_sessions(user):
