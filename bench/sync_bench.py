@@ -14,8 +14,12 @@ within the last 24 hours, then measures in the same run:
 Needs root (Dovecot drops privileges itself), like the test suite. Usage:
 
     sudo .venv/bin/python bench/sync_bench.py [--messages 10000] [--batch 500] [--no-write]
+        [--db sqlite|postgresql]
 
-The figures replace the "sync" section of docs/benchmarks.md unless --no-write.
+--db postgresql stores the emails in a throw-away PostgreSQL cluster
+(tests/services/postgres.py, a fresh database per run) instead of SQLite files.
+The figures replace the section of docs/benchmarks.md for that database
+("sync_bench:sqlite" or "sync_bench:postgresql" markers) unless --no-write.
 """
 
 import argparse
@@ -44,7 +48,11 @@ from tests.services.dovecot import DovecotServer  # noqa: E402
 from tests.services.redis_server import RedisServer  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- sync_bench:start -->", "<!-- sync_bench:end -->"
+DATABASES = {"sqlite": "SQLite", "postgresql": "PostgreSQL (throw-away cluster, fsync off)"}
+
+
+def markers(kind):
+    return f"<!-- sync_bench:{kind}:start -->", f"<!-- sync_bench:{kind}:end -->"
 LOGIN, PASSWORD = "bench@mail.example", "bench-password"
 NAMES = ["Иван Петров", "Мария Смирнова", "John Smith", "Renée Dubois", "Ольга", "Li Wei"]
 SUBJECTS = ["Заявка с сайта", "Вопрос по заказу №{n}", "Request for a quote", "Re: invoice {n}",
@@ -113,14 +121,14 @@ def bare_fetch(server, batch):
 class Ours:
     """The app on a fresh SQLite database, a mailbox on the bench Dovecot, an RQ worker."""
 
-    def __init__(self, server, redis_url, workdir, batch):
+    def __init__(self, server, redis_url, workdir, batch, database=None):
         from tracker import create_app
         from tracker.extensions import db
         from tracker.models import Account, Credential, Mailbox, MailboxFolder
 
         self.app = create_app({
             "TESTING": True, "INSTANCE_PATH": str(workdir / "instance"),
-            "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
+            "DATABASE_URL": database or f"sqlite:///{workdir / 'bench.sqlite3'}",
             "REDIS_URL": redis_url, "SECRET_KEY": "bench-secret-key-of-some-length",
             "ALLOW_PRIVATE_IMAP_HOSTS": True, "IMAP_ALLOWED_PORTS": str(server.tls_port),
             "IMAP_CA_FILE": str(server.ca_path), "IMAP_TIMEOUT_SECONDS": 14,
@@ -212,14 +220,22 @@ def main():
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=5, help="runs of each timed step")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--db", choices=tuple(DATABASES), default="sqlite",
+                        help="where the sync stores emails (postgresql: a throw-away cluster)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="sync-bench-"))
     server = DovecotServer(workdir / "dovecot")
     redis = RedisServer(workdir / "redis")
+    postgres = None
     server.start()
     redis.start()
     try:
+        if args.db == "postgresql":
+            from tests.services.postgres import PostgresServer
+
+            postgres = PostgresServer(workdir / "postgres")
+            postgres.start()
         server.add_user(LOGIN, PASSWORD)
         started = time.perf_counter()
         fill(server, args.messages)
@@ -232,7 +248,9 @@ def main():
             seconds, fetched = bare_fetch(server, args.batch)
             assert fetched == args.messages, fetched
             bare_times.append(seconds)
-            ours = Ours(server, redis.url, workdir / f"run{n}", args.batch)
+            database = (postgres.url(postgres.create_database(name=f"bench_run{n}"))
+                        if postgres else None)
+            ours = Ours(server, redis.url, workdir / f"run{n}", args.batch, database)
             seconds, result, run = ours.sync()
             assert result["new_emails"] == args.messages, result
             ours_times.append(seconds)
@@ -260,17 +278,24 @@ def main():
             "load": os.getloadavg()[0], "cpus": os.cpu_count(),
             "idle": idle, "idle_commands": sorted(idle_commands),
             "per_worker": int(600 / forked["ours"]), "bare_times": bare_times,
-            "ours_times": ours_times, "forked": forked,
+            "ours_times": ours_times, "forked": forked, "db": args.db,
         }
+        from tracker.extensions import db
+        for ours, _run in results:
+            with ours.app.app_context():
+                db.session.remove()
+                db.engine.dispose()  # PostgreSQL: no connection left when the cluster stops
     finally:
         server.stop()
         redis.stop()
+        if postgres:
+            postgres.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
 
     report = render(figures, " ".join(["bench/sync_bench.py", *sys.argv[1:]]))
     print(report)
     if not args.no_write:
-        write(report)
+        write(report, args.db)
         print(f"written to {DOCS.relative_to(ROOT)}")
 
 
@@ -278,13 +303,15 @@ def render(f, command):
     times = ", ".join(f"{t:.2f}" for t in f["bare_times"])
     ours = ", ".join(f"{t:.2f}" for t in f["ours_times"])
     commands = "/".join(str(c) for c in f["idle_commands"])
-    return f"""{START}
-## Sync: first sync of a busy mailbox, and a sync that finds nothing
+    start, end = markers(f["db"])
+    return f"""{start}
+## Sync on {DATABASES[f['db']].split(' ')[0]}: first sync of a busy mailbox, and a sync that finds nothing
 
 Command: `sudo .venv/bin/python {command}`
 (measured {datetime.now(UTC):%Y-%m-%d}, {platform.python_implementation()} {platform.python_version()},
 {platform.machine()}, {f['cpus']} CPUs, load average {f['load']:.1f} at the end; local Dovecot over
-TLS on loopback, SQLite, one RQ `SimpleWorker` in the benchmark's process).
+TLS on loopback, {DATABASES[f['db']]}, one RQ `SimpleWorker` in the benchmark's process;
+the machine is shared with other work, so compare figures of the same run).
 
 Setup: {f['messages']:,} messages (about 4 KB each: three Received hops, DKIM, encoded
 words) appended over 4 IMAP connections in {f['setup']:.1f} s, INTERNALDATEs spread over
@@ -310,14 +337,15 @@ nothing is new (with rq's default class: about {int(600 / f['forked']['rq']):,})
 real server the round trips add up: TCP + TLS + greeting + LOGIN + EXAMINE + LOGOUT is
 about 7 round trips, so at 50 ms RTT each sync waits about 0.35 s more and one worker
 keeps about {int(600 / (f['forked']['ours'] + 0.35)):,}; run more `rq worker` processes to go beyond.
-{END}"""
+{end}"""
 
 
-def write(report):
+def write(report, kind):
     text = DOCS.read_text(encoding="utf-8") if DOCS.exists() else ""
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _old, tail = rest.split(END, 1)
+    start, end = markers(kind)
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        _old, tail = rest.split(end, 1)
         text = head + report + tail
     else:
         text = text.rstrip("\n") + "\n\n" + report + "\n"
