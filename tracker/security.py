@@ -104,6 +104,7 @@ BLUEPRINT_ROLES = {
     "webhooks": OWNERS,
     "apitokens": OWNERS,
     "team": OWNERS,
+    "activity": OWNERS,
 }
 
 

@@ -5,10 +5,12 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 
 from tracker.domains import display_domain
+from tracker.security import can
 from tracker.views import api, auth, blocks, credentials, mailboxes, main, reports, rules, sites
 from tracker.views import api_v1, apitokens
 from tracker.views import webhooks
 from tracker.views import ops
+from tracker.views import team
 
 BLUEPRINTS = [
     main.bp, auth.bp, sites.bp, mailboxes.bp, credentials.bp, blocks.bp, rules.bp, reports.bp,
@@ -16,6 +18,7 @@ BLUEPRINTS = [
 ]
 BLUEPRINTS.append(webhooks.bp)
 BLUEPRINTS.append(ops.bp)
+BLUEPRINTS.append(team.bp)
 
 # Admin sections in menu order; a section shows once its blueprint exists.
 SECTIONS = [
@@ -49,7 +52,8 @@ def init_app(app):
 
     @app.context_processor
     def navigation():
-        sections = [(ep, label) for ep, label in SECTIONS if ep in app.view_functions]
+        # Only the sections the user's role in the current account may open.
+        sections = [(ep, label) for ep, label in SECTIONS if ep in app.view_functions and can(ep)]
         return {"nav_sections": sections}
 
     for code in ERRORS:
