@@ -164,6 +164,7 @@ def failed_job(app, worker_env, tmp_path):
 
 def test_operators_see_failed_jobs_and_retry_them(app, client, factory, user, failed_job):
     client.login(user)  # the first user: an operator while OPERATOR_EMAILS is empty
+    assert 'href="/ops/jobs"' in client.get("/").get_data(as_text=True)  # in the menu
     page = client.get("/ops/jobs")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -185,6 +186,7 @@ def test_only_operators_see_the_jobs_page(app, client, factory, user, failed_job
     other = factory.user()
     assert client.get("/ops/jobs").status_code == 302  # signed out: to the sign-in page
     client.login(other)
+    assert 'href="/ops/jobs"' not in client.get("/").get_data(as_text=True)
     assert client.get("/ops/jobs").status_code == 404
     assert client.post(f"/ops/jobs/{failed_job.id}/retry").status_code == 404
     app.config["OPERATOR_EMAILS"] = f"someone@example.org, {other.email.upper()}"

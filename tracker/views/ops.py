@@ -109,6 +109,8 @@ class JsonFormatter(logging.Formatter):
 def init_app(app):
     app.before_request(_request_id)
     app.after_request(_send_request_id)
+    # The navigation links the jobs page for operators (asked only when a page does).
+    app.context_processor(lambda: {"is_operator": lambda: is_operator(current_user)})
     if logging.getLogRecordFactory() is not _record_with_request_id:
         logging.setLogRecordFactory(_record_with_request_id)
 
