@@ -45,6 +45,10 @@ ENV_VARS = {
     "SYNC_RETRY_INTERVALS": str,
     "SYNC_LEASE_SECONDS": str,
     "OPERATOR_EMAILS": str,
+    "SMTP_URL": str,
+    "MAIL_FROM": str,
+    "MAIL_RETRY_INTERVALS": str,
+    "PASSWORD_RESET_SECONDS": str,
     "WEBHOOK_TIMEOUT_SECONDS": str,
     "WEBHOOK_RETRY_BASE_SECONDS": str,
     "WEBHOOK_RETRY_MAX_SECONDS": str,
@@ -137,6 +141,15 @@ def defaults(instance_path):
         "WEBHOOK_PAUSE_AFTER_SECONDS": 24 * 3600,
         # How many runs of each mailbox its sync log keeps.
         "SYNC_RUNS_KEPT": 50,
+        # Outgoing mail (invitations, password resets): none is sent without SMTP_URL.
+        # The retries of a failed message, in seconds, before it is shown as failed.
+        "SMTP_URL": "",
+        "MAIL_FROM": "",
+        "MAIL_RETRY_INTERVALS": "60,300,1800",
+        # How long a password reset link works.
+        "PASSWORD_RESET_SECONDS": 3600,
+        # Reset emails per address (more requests answer the same and send nothing).
+        "PASSWORD_RESETS_PER_EMAIL": "5 per hour",
     }
 
 
@@ -233,6 +246,7 @@ def finalize(config, instance_path):
     _finalize_imap(config)
     _finalize_sync(config)
     _finalize_webhooks(config)
+    _finalize_mail(config)
 
     # Cookies: explicit flags; Secure follows SESSION_COOKIE_SECURE or an https BASE_URL.
     secure = bool(config.get("SESSION_COOKIE_SECURE")) or base_url.startswith("https://")
@@ -332,3 +346,42 @@ def _finalize_webhooks(config):
             raise ConfigError(f"{name} must be a number of seconds from {low:g} to "
                               f"{high:g}.") from None
         config[name] = value
+
+
+def _finalize_mail(config):
+    """Validate SMTP_URL, MAIL_FROM, MAIL_RETRY_INTERVALS and PASSWORD_RESET_SECONDS."""
+    from tracker.mailer import SmtpSettings
+
+    url = str(config.get("SMTP_URL") or "").strip()
+    if url:
+        try:
+            settings = SmtpSettings(url)
+        except ValueError:
+            raise ConfigError(
+                "SMTP_URL is not an SMTP URL such as smtp://user:password@host:587?starttls=1 "
+                "or smtps://user:password@host:465."
+            ) from None
+    config["SMTP_URL"] = url
+    if url and not config.get("BASE_URL"):
+        # Links in emails must not take their host from a request's Host header.
+        raise ConfigError("BASE_URL must be set when SMTP_URL is: links in emails point to it.")
+    sender = str(config.get("MAIL_FROM") or "").strip()
+    if url and not sender:
+        sender = (settings.username if settings.username and "@" in settings.username
+                  else f"tracker@{settings.host}")
+    if sender and ("@" not in sender or any(c in sender for c in "\r\n")):
+        raise ConfigError(f"MAIL_FROM is not an email address: {sender!r}.")
+    config["MAIL_FROM"] = sender
+    intervals = config.get("MAIL_RETRY_INTERVALS")
+    if isinstance(intervals, str):
+        intervals = [p.strip() for p in intervals.split(",") if p.strip()]
+    try:
+        intervals = [int(i) for i in intervals or ()]
+        if not len(intervals) <= 20 or not all(0 <= i <= 86400 for i in intervals):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(
+            "MAIL_RETRY_INTERVALS is not a comma-separated list of seconds such as '60,300,1800'."
+        ) from None
+    config["MAIL_RETRY_INTERVALS"] = intervals
+    _positive_int(config, "PASSWORD_RESET_SECONDS", 60, 7 * 86400, "a number of seconds")
