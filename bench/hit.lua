@@ -1,8 +1,15 @@
--- wrk script for bench/api_bench.py: POST page views to the URL given (/api/v1/hit).
--- BENCH_SITE_KEY: the site key; BENCH_MODE: "new" (every request a new visit) or
--- "returning" (page views of 1,000 visits that already exist, over and over).
+-- wrk script for bench/api_bench.py and bench/soak_bench.py: POST page views to the URL
+-- given (/api/v1/hit).
+-- BENCH_SITE_KEY: the site key; BENCH_MODE: "new" (every request a new visit),
+-- "returning" (page views of 1,000 visits that already exist, over and over) or "mixed"
+-- (every fourth request the first page view of a new visit, the others further page
+-- views of one of the thread's 64 latest new visits).
+-- BENCH_DELAY_MS (optional): milliseconds each connection waits before sending its next
+-- request (fractions are kept on average), to pace the load below the maximum.
 local key = os.getenv("BENCH_SITE_KEY") or "bench-key"
 local mode = os.getenv("BENCH_MODE") or "new"
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "")
+local recent, RECENT = {}, 64
 local threads, counter = 0, 0
 tid = 0  -- set per thread by setup()
 
@@ -14,6 +21,17 @@ end
 function init(args)
   -- A distinct prefix per thread and run, so "new" ids never repeat across threads or runs.
   prefix = string.format("%d-%d-", tid, os.time())
+  math.randomseed(os.time() * 100 + tid)
+end
+
+if pause then
+  local whole = math.floor(pause)
+  local part = pause - whole
+  -- wrk takes whole milliseconds: round up at random so that the mean is `pause`.
+  function delay()
+    if math.random() < part then return whole + 1 end
+    return whole
+  end
 end
 
 wrk.method = "POST"
@@ -26,6 +44,11 @@ function request()
   local id, first
   if mode == "returning" then
     id, first = string.format("visit%05d", counter % 1000), "false"
+  elseif mode == "mixed" and counter % 4 ~= 1 and #recent > 0 then
+    id, first = recent[math.random(#recent)], "false"
+  elseif mode == "mixed" then
+    id, first = string.format("v%s%08d", prefix, counter), "true"
+    recent[(math.floor(counter / 4) % RECENT) + 1] = id
   else
     -- The website script says "n": true on the first page view of a visit.
     id, first = string.format("v%s%08d", prefix, counter), "true"
