@@ -47,6 +47,7 @@ from api_bench import (SITE_KEY, _children, _ms, backlog, machine, setup_databas
                        start_database, stop, stored)
 
 from tests.services.ports import free_port  # noqa: E402
+from tracker.visitstate import VISIT_TTL_SECONDS  # noqa: E402
 from tests.services.redis_server import RedisServer  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -166,11 +167,12 @@ class AccessLog:
 
 
 def redis_memory(redis_url):
+    """(INFO used_memory in KiB, number of keys)."""
     from redis import Redis
 
     client = Redis.from_url(redis_url)
     try:
-        return int(client.info("memory")["used_memory"]) // 1024
+        return int(client.info("memory")["used_memory"]) // 1024, client.dbsize()
     finally:
         client.close()
 
@@ -179,6 +181,7 @@ def sample(web, writer, redis_pid, redis_url, log, started):
     workers = sorted(_children(web.pid))
     horses = _children(writer.pid)
     ok, failed = log.read()
+    used, keys = redis_memory(redis_url)
     return {
         "t": time.monotonic() - started,
         "web_master": rss_kib(web.pid),
@@ -186,7 +189,7 @@ def sample(web, writer, redis_pid, redis_url, log, started):
         "writer": rss_kib(writer.pid),
         "horse": max((rss_kib(pid) or 0 for pid in horses), default=None),
         "redis": rss_kib(redis_pid),
-        "redis_used": redis_memory(redis_url),
+        "redis_used": used, "redis_keys": keys,
         "backlog": backlog(redis_url),
         "ok": ok, "failed": failed,
     }
@@ -368,6 +371,16 @@ def render(f, command):
     row("Redis (INFO used_memory)", [s["redis_used"] for s in first],
         [s["redis_used"] for s in last], series("redis_used"))
 
+    growth = ""
+    if samples[-1].get("redis_keys") and samples[-1]["redis_keys"] > samples[0]["redis_keys"]:
+        keys = samples[-1]["redis_keys"] - samples[0]["redis_keys"]
+        grown = (samples[-1]["redis_used"] - samples[0]["redis_used"]) * 1024
+        growth = (f"\n\nRedis holds every visit's state for "
+                  f"{VISIT_TTL_SECONDS // 3600} hours (`VISIT_TTL_SECONDS`), so its memory grows "
+                  f"with the visits of the last {VISIT_TTL_SECONDS // 3600} hours and not with time: "
+                  f"from the first sample to the last it gained {keys:,} keys and "
+                  f"{grown / 1024 / 1024:.1f} MiB of used_memory, about {grown / keys:.0f} bytes "
+                  f"per key.")
     soak, maximum = f["soak"], f["maximum"]
     errors = soak["non2xx"] + soak["socket_errors"] + f["logged_failed"]
     backlogs = series("backlog")
@@ -411,7 +424,7 @@ highest sample; samples every {interval} s):
 
 | process | first minute | last minute | change | max |
 | --- | ---: | ---: | ---: | ---: |
-{chr(10).join(rows)}
+{chr(10).join(rows)}{growth}
 
 Every answered page view was written: after the last request the writer needed
 {f['drained']:.0f} s to empty the queue; the database then held **{f['pages']:,} page views**
