@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from rq import Queue, Retry, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 from sqlalchemy import func, or_, select, update
 
 from tracker import counting
@@ -87,6 +88,16 @@ def job_is_dead(job, redis, mailbox_id):
     return age > lease_seconds() and not redis.exists(lock_key(mailbox_id))
 
 
+def _forget_started(job, redis):
+    """Take a dead job's entries out of rq's started-job registry before its id is reused:
+    rq's clean-up of an entry left there would fail or requeue the new job of that id."""
+    registry = StartedJobRegistry(job.origin, connection=redis)
+    stale = [entry for entry in redis.zrange(registry.key, 0, -1)
+             if registry.parse_job_id(entry) == job.id]
+    if stale:
+        redis.zrem(registry.key, *stale)
+
+
 def close_interrupted_runs(mailbox_id):
     """Mark the mailbox's runs still "running" as interrupted; return how many.
 
@@ -133,6 +144,7 @@ def enqueue_sync(mailbox_id, *, trigger="schedule"):
             status = _status(job)
             if status == JobStatus.STARTED and job_is_dead(job, redis, mailbox_id):
                 logger.warning("Sync job %s was left by a dead worker; queued again", job_id)
+                _forget_started(job, redis)
                 status = None
             if status in PENDING and not (trigger == "manual" and status == JobStatus.SCHEDULED):
                 return job, False
