@@ -210,3 +210,18 @@ def test_the_web_process_logs_json_lines_with_the_request_id(app, worker_env, tm
     lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     assert {"level": "WARNING", "logger": "tracker.views.ops", "request_id": "lb-1",
             "message": "Health check: Redis unavailable"}.items() <= lines[0].items()
+
+
+def test_the_api_answers_503_with_retry_after_while_redis_is_away(app_config):
+    from tracker import create_app
+
+    app_config["REDIS_URL"] = f"redis://127.0.0.1:{free_port('127.0.0.1')}/0"
+    client = create_app(app_config).test_client()
+    for path in ("/api/v1/hit", "/api/v1/display"):
+        response = client.post(path, data=json.dumps({"k": "some-site-key", "s": "v", "v": "x",
+                                                      "u": "https://shop.example/"}),
+                               headers={"Origin": "https://shop.example"})
+        assert response.status_code == 503, response.get_data(as_text=True)
+        assert response.headers["Retry-After"] == "5"
+        assert response.json == {"error": "temporarily unavailable; try again shortly"}
+        assert response.headers["Cache-Control"] == "no-store"
