@@ -457,3 +457,16 @@ def test_a_reply_stored_before_the_email_it_answers_is_linked_when_that_arrives(
     assert reply.thread_of == original.id
     assert (reply.visit_id, reply.rule_id, reply.channel) == (v.id, rule.id, "paid")
     assert original.counted and not reply.counted
+
+
+def test_an_email_in_the_second_its_lease_began_goes_to_that_lease(shop, factory):
+    """INTERNALDATE has whole seconds: 12:00:10 covers a lease that began at 12:00:10.4."""
+    account, site, block = shop
+    rule = factory.rule(account, blocks=[block], mode="pool", pool=["p1@shop.example"])
+    v = visit(account, site, 51)
+    began = T0 + timedelta(seconds=10, milliseconds=400)
+    assign(account, site, v, rule, "p1@shop.example", "pool", at=began,
+           expires=began + timedelta(minutes=30))
+    result = attribute(account.id, ["p1@shop.example"], T0 + timedelta(seconds=10))
+    assert (result.visit_id, result.uncertain) == (v.id, None)
+    assert attribute(account.id, ["p1@shop.example"], T0 + timedelta(seconds=9)).visit_id is None

@@ -16,6 +16,9 @@ from tracker.models.visits import UTM_FIELDS
 
 # A pool address no longer leased still points at its last holder for this long.
 ATTRIBUTION_WINDOW = timedelta(days=7)
+# INTERNALDATE is whole seconds, a lease's start has milliseconds: an email stamped
+# 12:00:10 may have arrived at 12:00:10.9, after a lease that began at 12:00:10.4.
+INTERNALDATE_PRECISION = timedelta(seconds=1)
 
 
 @dataclass
@@ -111,12 +114,13 @@ class Lookup:
         uncertain "lease_ended"; (None, None) when nobody held it then.
         """
         account_id = self.account_id
+        began_by = at + INTERNALDATE_PRECISION
         holding = db.session.scalar(
             select(Assignment).where(
                 Assignment.account_id == account_id,
                 Assignment.address == address,
                 Assignment.kind == "pool",
-                Assignment.assigned_at <= at,
+                Assignment.assigned_at < began_by,
                 or_(Assignment.expires_at.is_(None), Assignment.expires_at >= at),
             ).order_by(Assignment.assigned_at.desc()).limit(1)
         )
@@ -127,7 +131,7 @@ class Lookup:
                 Assignment.account_id == account_id,
                 Assignment.address == address,
                 Assignment.kind == "pool",
-                Assignment.assigned_at <= at,
+                Assignment.assigned_at < began_by,
                 Assignment.assigned_at >= at - window,
             ).order_by(Assignment.assigned_at.desc()).limit(1)
         )

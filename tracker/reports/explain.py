@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from tracker.attribution import ATTRIBUTION_WINDOW, rule_source
+from tracker.attribution import ATTRIBUTION_WINDOW, INTERNALDATE_PRECISION, rule_source
 from tracker.extensions import db
 from tracker.models import Assignment, Email, Mailbox, Rule, Visit
 from tracker.models.emails import BOT_VISIT
@@ -180,5 +180,6 @@ def _assignment(email, visit, token):
                                  .order_by(Assignment.id).limit(1))
     # The lease that began last before the email arrived.
     return db.session.scalar(query.where(Assignment.kind == "pool",
-                                         Assignment.assigned_at <= email.internaldate)
+                                         Assignment.assigned_at
+                                         < email.internaldate + INTERNALDATE_PRECISION)
                              .order_by(Assignment.assigned_at.desc()).limit(1))
