@@ -95,8 +95,7 @@ def change_role(membership_id):
     membership = get_owned(Membership, membership_id)
     form = RoleForm()
     if not form.validate_on_submit():
-        flash(_("Choose one of the roles."), "error")
-        return redirect_to(url_for("team.index"))
+        return _page(error=_("Choose one of the roles."), status=422)
     email = membership.user.email
     try:
         team.change_role(membership, form.role.data)
