@@ -201,3 +201,38 @@ def test_a_viewer_posting_a_rule_is_refused_and_nothing_is_stored(client, world)
     assert response.status_code == 403
     assert db.session.scalars(select(Rule.id)).all() == before
     assert re.search(r"do not have access", response.get_data(as_text=True))
+
+
+def test_only_an_owner_changes_the_account_time_zone(client, world):
+    account = world["account"]
+    for role in (EDITOR, VIEWER):
+        sign_in_as(client, world["users"][role], account)
+        page = client.get("/settings").get_data(as_text=True)
+        assert 'name="timezone"' not in page
+        assert "/webhooks/" not in page and "/settings/api-tokens/" not in page
+        assert client.post("/settings", data={"locale": "ru", "timezone": "Asia/Tokyo"}
+                           ).status_code == 302
+        db.session.expire_all()
+        assert db.session.get(type(account), account.id).timezone == "UTC"
+        assert world["users"][role].locale == "ru"  # their own language is theirs
+        client.post("/logout")
+    sign_in_as(client, world["users"][OWNER], account)
+    assert 'name="timezone"' in client.get("/settings").get_data(as_text=True)
+    client.post("/settings", data={"locale": "", "timezone": "Asia/Tokyo"})
+    db.session.expire_all()
+    assert db.session.get(type(account), account.id).timezone == "Asia/Tokyo"
+
+
+def test_report_pages_link_only_to_what_the_role_may_open(client, world):
+    ids = world["ids"]
+    sign_in_as(client, world["users"][VIEWER], world["account"])
+    visit = client.get(f"/visits/{ids['visit_id']}").get_data(as_text=True)
+    assert f'/sites/{ids["site_id"]}"' not in visit
+    client.post("/logout")
+    sign_in_as(client, world["users"][EDITOR], world["account"])
+    assert f'/sites/{ids["site_id"]}"' in client.get(f"/visits/{ids['visit_id']}").get_data(as_text=True)
+    form = client.get("/mailboxes/new").get_data(as_text=True)
+    assert 'name="credential"' in form and "/credentials/new" not in form
+    client.post("/logout")
+    sign_in_as(client, world["users"][OWNER], world["account"])
+    assert "/credentials/new" in client.get("/mailboxes/new").get_data(as_text=True)

@@ -139,7 +139,8 @@ def settings_post():
     if not form.validate_on_submit():
         return render("auth/settings.html", form=form, status=422)
     current_user.locale = form.locale.data or None
-    current_user.account.timezone = form.timezone.data
+    if current_user.role == "owner":  # the account's time zone is the owner's to change
+        current_user.account.timezone = form.timezone.data
     db.session.commit()
     flash(_("Settings saved."), "success")
     return redirect_to(url_for("auth.settings"))
