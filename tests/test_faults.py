@@ -244,6 +244,64 @@ def test_a_work_horse_killed_mid_sync_is_retried_by_its_worker(
         worker.wait(timeout=30)
 
 
+def test_a_worker_killed_mid_write_holds_page_views_up_for_seconds_only(
+        app, ctx, factory, client, dovecot, worker_env, tmp_path):
+    """SIGKILL of the worker writing page views: the next writer, woken by later page
+    views, takes over within seconds (the lease and the wake-up flag end soon after the
+    writer); every page view is written once."""
+    from tests.test_api import hit
+    from tracker import ingest
+    from tracker.models import Visit
+
+    app.config.update(API_RATE_PER_IP="100000 per minute", API_RATE_PER_SITE="100000 per minute")
+    account = factory.account()
+    site = factory.site(account, domains=["shop.example"])
+    block = factory.block(account, sites=[site], addresses=["info@shop.example"])
+    factory.rule(account, blocks=[block], address="ads@shop.example")
+    sent = [f"visit-{n:05d}" for n in range(4 * ingest.BATCH)]
+    for visit in sent:
+        assert hit(client, site, visit=visit).status_code == 200
+
+    def written():
+        db.session.rollback()
+        return db.session.scalars(select(Visit.client_visit_id)).all()
+
+    worker = start_worker(app, dovecot, worker_env, tmp_path)  # the wake-up job is queued
+    try:
+        deadline = time.monotonic() + 60
+        while not written() and time.monotonic() < deadline:
+            assert worker.poll() is None
+            time.sleep(0.01)
+        kill_session(worker)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    killed_at = time.monotonic()
+    assert 0 < len(written()) < len(sent), "killed in the middle of writing"
+    redis = Redis.from_url(app.config["REDIS_URL"])
+    assert 0 < redis.ttl(ingest.LOCK) <= ingest.LOCK_TTL  # the dead writer's lease, ending
+
+    worker = start_worker(app, dovecot, worker_env, tmp_path)
+    try:
+        before = set(sent)
+        while not before <= set(written()):  # traffic goes on, a page view a second
+            assert time.monotonic() - killed_at < 40, len(written())
+            sent.append(f"visit-{90000 + len(sent)}")
+            assert hit(client, site, visit=sent[-1]).status_code == 200
+            time.sleep(1)
+        took = time.monotonic() - killed_at
+        deadline = time.monotonic() + 60
+        while len(written()) < len(sent) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert sorted(written()) == sorted(sent)  # each page view once: nothing lost or twice
+    assert took < 40  # was up to two minutes: a 60 s lock and a 60 s wake-up flag
+    redis.close()
+
+
 # ------------------------------------------------------------ Redis restarted
 
 @pytest.fixture

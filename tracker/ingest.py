@@ -1,6 +1,7 @@
 """Writing the page views queued in Redis (see tracker.visitstate) to the database.
 
-One writer at a time holds a Redis lock. Each batch of stream entries is written
+One writer at a time holds a Redis lock (a lease that ends seconds after its writer
+dies, see LOCK_TTL). Each batch of stream entries is written
 in one transaction together with the cursor (IngestCursor, the last entry id
 written) and only then trimmed from the stream, so a writer that dies anywhere in
 between loses nothing and writes nothing twice.
@@ -21,12 +22,13 @@ from datetime import UTC, datetime
 from itertools import chain
 
 import orjson
-from redis.exceptions import LockError, RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from tracker import visitstate
 from tracker.extensions import db, redis_client
+from tracker.jobs.lease import Lease
 from tracker.models import Assignment, Block, Display, IngestCursor, PoolAddress, Rule, Site, Visit
 from tracker.models.visits import UTM_FIELDS
 
@@ -35,7 +37,9 @@ logger = logging.getLogger(__name__)
 BATCH = 1000
 CURSOR = "pageviews"
 LOCK = "tracker:pageviews:lock"
-LOCK_TTL = 60
+# The writer's lock is a lease of this many seconds, renewed while it writes: a writer
+# killed mid-batch holds up the next one that long (tracker.jobs.lease).
+LOCK_TTL = 10
 # How long a sync waits for a running writer before attributing its emails.
 SYNC_WAIT_SECONDS = 30
 # Entries set aside (with their original id, fields and the reason): about the last
@@ -439,7 +443,8 @@ def flush(redis, wait=0):
 
     Returns the number of entries written (None when the lock was not had).
     """
-    lock = redis.lock(LOCK, timeout=LOCK_TTL)
+    # A lease: renewed by a thread while this writer lives, gone LOCK_TTL s after it dies.
+    lock = Lease(redis, LOCK, LOCK_TTL)
     if not lock.acquire(blocking=wait > 0, blocking_timeout=wait or None):
         return None
     try:
@@ -449,15 +454,11 @@ def flush(redis, wait=0):
             total += written
             if written < BATCH:  # caught up with what was queued when it started
                 return total
-            lock.extend(LOCK_TTL, replace_ttl=True)
     except BaseException:
         db.session.rollback()
         raise
     finally:
-        try:
-            lock.release()
-        except LockError:
-            logger.warning("The page-view writer's lock expired before release")
+        lock.release()
 
 
 def before_batch_stored(app, **_kwargs):

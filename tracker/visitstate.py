@@ -32,8 +32,9 @@ FLAG = "tracker:pageviews:flush"
 # A visit's state outlives its last page view by this much; the script starts a
 # new visit after 30 minutes of inactivity anyway.
 VISIT_TTL_SECONDS = 4 * 3600
-# The wake-up flag expires, so a lost wake-up is repeated after this long.
-FLAG_TTL_MS = 60_000
+# The wake-up flag expires, so a lost wake-up (or a writer killed mid-write) is repeated
+# by the next page view after this long; a writer at work renews it every round.
+FLAG_TTL_MS = 15_000
 
 # Every script: KEYS[1] the visit's hash, KEYS[2] the stream, KEYS[3] the wake-up
 # flag, then one key per rate limit, then (live, holders, stats) per pool item.
