@@ -273,3 +273,33 @@ def test_the_pages_speak_russian(client, factory, user):
     client.login(user, PASSWORD)
     page = client.get("/team/").get_data(as_text=True)
     assert "Участники" in page and "Пригласить" in page
+
+
+def test_upgrade_to_0015_makes_every_user_the_owner_of_their_account(app_config, empty_database_url):
+    from flask_migrate import downgrade, upgrade
+
+    from tests.test_migrations import driver_sql, migrated_app
+
+    app = migrated_app(app_config, empty_database_url)
+    with app.app_context():
+        upgrade(revision="0014")
+        with db.engine.begin() as connection:
+            run = driver_sql(connection)
+            run("INSERT INTO account (id, name, timezone, created_at) VALUES "
+                "(1, 'A', 'UTC', '2026-11-01'), (2, 'B', 'UTC', '2026-11-01')")
+            for user_id, account_id in ((1, 1), (2, 2), (3, 1)):
+                run('INSERT INTO "user" (id, account_id, email, password_hash, active, '
+                    "created_at, session_token) VALUES (?, ?, ?, 'h', TRUE, '2026-11-01', ?)",
+                    (user_id, account_id, f"u{user_id}@example.com", f"t{user_id}"))
+        upgrade(revision="0015")
+        with db.engine.connect() as connection:
+            rows = driver_sql(connection)(
+                "SELECT user_id, account_id, role FROM membership ORDER BY user_id").all()
+        downgrade(revision="0014")
+        with db.engine.connect() as connection:
+            from sqlalchemy import inspect
+
+            tables = set(inspect(connection).get_table_names())
+        db.engine.dispose()
+    assert [tuple(row) for row in rows] == [(1, 1, "owner"), (2, 2, "owner"), (3, 1, "owner")]
+    assert not {"membership", "invitation"} & tables
