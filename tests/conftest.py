@@ -158,6 +158,22 @@ def imap4d(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def courier(tmp_path_factory):
+    """A real Courier-IMAP on loopback (no UIDNEXT in EXAMINE), unpacked by
+    scripts/courier-unpack.sh: plain `port`, TLS `tls_port`, `ca_path`. Skips (saying
+    why) where it is not unpacked or cannot run."""
+    from tests.services.courier import CourierMissing, CourierServer
+
+    server = CourierServer(tmp_path_factory.mktemp("courier"))
+    try:
+        server.start()
+    except CourierMissing as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def imap_user(dovecot):
     """A fresh mail user on the Dovecot server: (login, password)."""
