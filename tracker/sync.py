@@ -11,7 +11,8 @@
   never moves past a message that was not read.
 - An empty folder with nothing stored under its old UIDVALIDITY that got a new one
   (GNU imap4d's empty mbox, on every open) just takes the new value: no renumbering
-  is recorded and nothing is re-read.
+  is recorded and nothing is re-read. Nor when its first mail brings the lasting
+  UIDVALIDITY (Courier-IMAP's new Maildir): the window since the last sync is read.
 - A changed UIDVALIDITY re-reads the window since the last sync and finds stored
   emails again by fingerprint (Message-ID, or a digest when there is none): they
   are re-keyed to their new UIDs, never stored twice.
@@ -230,6 +231,13 @@ def _sync_folder(client, state, folder):
         # Nothing stored under the old UIDVALIDITY and empty now (GNU imap4d gives an
         # empty mbox a new one on every open): nothing to find again or re-read.
         since, uids = None, []
+    elif folder.uidvalidity != uidvalidity and not folder.last_uid and not _stored_under(
+            state.mailbox.id, folder.name, folder.uidvalidity):
+        # Empty at every sync so far, now with its first mail and the UIDVALIDITY that
+        # comes with it (Courier-IMAP, GNU imap4d): nothing to find again, no renumbering
+        # to tell. Its mail arrived since the last sync: read that window.
+        since = (folder.synced_at or now) - window
+        uids = _uids_since(client, since, exists, chunk)
     elif folder.uidvalidity != uidvalidity:
         # Renumbered: read again from a window before the last sync; stored emails
         # are found again by fingerprint below.
