@@ -10,6 +10,11 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 { command -v imap4d >/dev/null || [ -x /usr/sbin/imap4d ]; } || missing+=(mailutils-imap4d)
 command -v chromium >/dev/null || missing+=(chromium)
 
+# Courier-IMAP (a third IMAP server, without UIDNEXT) conflicts with dovecot-imapd: it is
+# unpacked into .cache/courier, not installed. Does nothing when it is there already.
+"$(dirname "$0")/courier-unpack.sh" \
+    || echo "Courier-IMAP could not be unpacked: its tests will skip" >&2
+
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
