@@ -303,3 +303,69 @@ def test_upgrade_to_0015_makes_every_user_the_owner_of_their_account(app_config,
         db.engine.dispose()
     assert [tuple(row) for row in rows] == [(1, 1, "owner"), (2, 2, "owner"), (3, 1, "owner")]
     assert not {"membership", "invitation"} & tables
+
+
+def test_the_invitation_is_emailed_when_mail_sending_is_configured(app_config, factory):
+    """A real SMTP server on loopback receives the link from a real RQ worker; it works.
+    (An app of its own with SMTP_URL, on the test's database, which `factory` set up.)"""
+    from redis import Redis
+    from rq import Queue, SimpleWorker
+
+    from tests.conftest import Client
+    from tests.services.smtpserver import SmtpServer
+    from tracker import create_app
+
+    smtp = SmtpServer().start()
+    try:
+        app_config.update(SMTP_URL=smtp.url(), MAIL_FROM="Tracker <noreply@tracker.test>",
+                          BASE_URL="http://tracker.test")
+        app = create_app(app_config)
+        app.test_client_class = Client
+        with app.app_context():
+            owner = factory.user(factory.account("Shop & Co"))
+            client = app.test_client()
+            client.login(owner)
+            client.get("/team/")
+            response = client.post("/team/invitations",
+                                   data={"email": "mate@example.org", "role": "editor"})
+            page = response.get_data(as_text=True)
+            assert response.status_code == 201 and "has been emailed" in page
+            shown = LINK.search(page).group(1)
+            redis = Redis.from_url(app.config["REDIS_URL"])
+            SimpleWorker([Queue("default", connection=redis)], connection=redis).work(burst=True)
+            redis.close()
+            received = smtp.wait_for(1)[0]
+            message = received["message"]
+            assert received["rcpt_tos"] == ["mate@example.org"]
+            assert message["Subject"] == "Invitation to “Shop & Co”"
+            body = message.get_content()
+            assert shown in body and shown.startswith("http://tracker.test/team/join/")
+            assert owner.email in body and "editor" in body
+            newcomer = app.test_client()
+            path = shown.removeprefix("http://tracker.test")
+            assert newcomer.get(path).status_code == 200
+            assert newcomer.post(path, data={"password": "a good password",
+                                             "confirm": "a good password"}).status_code == 302
+            assert newcomer.get("/rules/").status_code == 200
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        smtp.stop()
+
+
+def test_someone_removed_from_their_only_account_sees_nothing_of_it(app, client, user, factory):
+    row, token = team.invite(user.account_id, "temp@example.com", "viewer")
+    client.get(f"/team/join/{token}")
+    client.post(f"/team/join/{token}", data={"password": "a good password",
+                                             "confirm": "a good password"})
+    factory.site(user.account, name="Secret site")
+    assert client.get("/emails").status_code == 200
+    temp = db.session.scalar(select(User).where(User.email == "temp@example.com"))
+    owner = app.test_client()
+    owner.login(user)
+    owner.get("/team/")
+    assert owner.post(f"/team/members/{membership_of(temp, user.account).id}/remove"
+                      ).status_code == 302
+    for path in ("/", "/emails", "/emails.csv", "/sites/"):
+        assert client.get(path, buffered=True).status_code == 403, path
+    assert client.post("/rules/new", data={"name": "x"}).status_code == 403
