@@ -369,3 +369,19 @@ def test_someone_removed_from_their_only_account_sees_nothing_of_it(app, client,
     for path in ("/", "/emails", "/emails.csv", "/sites/"):
         assert client.get(path, buffered=True).status_code == 403, path
     assert client.post("/rules/new", data={"name": "x"}).status_code == 403
+
+
+def test_an_owner_leaves_when_another_owner_stays(client, factory, user):
+    shop = factory.account("Shop")
+    add_member(user, shop, "owner")
+    add_member(factory.user(email="other-owner@example.com"), shop, "owner")
+    client.login(user)
+    client.post("/team/switch", data={"account_id": shop.id})
+    page = client.get("/team/").get_data(as_text=True)
+    assert "Leave the account" in page
+    response = client.post(f"/team/members/{membership_of(user, shop).id}/remove")
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert membership_of(user, shop) is None
+    # Back in their home account, still its owner.
+    assert client.get("/team/").status_code == 200
+    assert "Shop" not in client.get("/").get_data(as_text=True).split("</nav>")[0]

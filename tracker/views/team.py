@@ -118,6 +118,8 @@ def remove(membership_id):
         return _page(error=LAST_OWNER(), status=409)
     flash(_("%(email)s was removed from the account.", email=email), "success")
     if user_id == current_user.id:
+        # Left the account: this request no longer works in it.
+        current_user.use_membership(None)
         session.pop(ACCOUNT_SESSION_KEY, None)
         return redirect_to(url_for("main.index"))
     return redirect_to(url_for("team.index"))
