@@ -109,7 +109,7 @@ def test_incremental_sync_stores_new_mail(app, ctx, gnu):
     assert [e.uid for e in emails(gnu.id)] == [*first, *later, again]
 
 
-def test_an_empty_folder_is_not_renumbered_on_every_run(app, ctx, gnu, caplog):
+def test_an_empty_folder_is_not_renumbered_on_every_run(app, ctx, imap4d, gnu, caplog):
     caplog.set_level(logging.INFO, logger="tracker.sync")
     assert sync_now(app, gnu.id).return_value()["status"] == "ok"
     first = folder(gnu.id).uidvalidity
@@ -121,9 +121,15 @@ def test_an_empty_folder_is_not_renumbered_on_every_run(app, ctx, gnu, caplog):
     assert (run.status, run.events) == ("ok", None)  # ...and nobody is told about it
     assert "UIDVALIDITY changed" not in caplog.text
 
-    # Mail that arrives afterwards is stored all the same.
+    # Mail that arrives afterwards is stored all the same, and its UIDVALIDITY (the mbox
+    # keeps one from its first message on) is no renumbering either.
+    time.sleep(1.1)
     uid = gnu.deliver(mail(1))
+    assert imap4d.folder_info(gnu.login)[b"UIDVALIDITY"] != second
     assert sync_now(app, gnu.id).return_value()["new_emails"] == 1
     assert [e.uid for e in emails(gnu.id)] == [uid]
+    run = last_run(gnu.id)
+    assert (run.status, run.events) == ("ok", None)
+    assert "UIDVALIDITY changed" not in caplog.text
     assert sync_now(app, gnu.id).return_value()["new_emails"] == 0
     assert len(emails(gnu.id)) == 1
