@@ -414,6 +414,8 @@ def test_redis_restarted_under_load_loses_no_page_view_and_no_worker(
         assert statuses == {200, 503}, statuses  # never a 500
         assert all(after == "5" for s, _v, after in load.answers if s == 503)
         assert worker.poll() is None, "the worker outlived the restart"
+        log = "".join(path.read_text() for path in tmp_path.glob("worker-*.log"))
+        assert "Redis unavailable" in log and "trying again until it answers" in log
 
         # The same worker still takes new jobs.
         job = Queue(app.config["RQ_QUEUE"], connection=redis).enqueue(heartbeat)

@@ -6,6 +6,7 @@ plain rq worker quits with "unhandled exception". `rq cron` gets the same with
 `--connection-class tracker.jobs.worker.PatientRedis`.
 """
 
+import logging
 import os
 import socket
 
@@ -14,6 +15,8 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 from redis.retry import Retry
 from rq import Worker as BaseWorker
+
+logger = logging.getLogger(__name__)
 
 # Jobs that can wait a moment when page views need the CPU (each job runs in a work
 # horse process of its own, so the lower priority ends with it).
@@ -24,9 +27,25 @@ RECONNECT_BASE, RECONNECT_CAP = 0.5, 5.0
 RETRIED = (ConnectionError, TimeoutError, socket.timeout)
 
 
+class _LoggedRetry(Retry):
+    """Retry for ever, saying so in the log (the first failure, then every 20th)."""
+
+    def call_with_retry(self, do, fail, is_retryable=None, with_failure_count=False):
+        failures = 0
+
+        def logged(error, *count):
+            nonlocal failures
+            failures += 1
+            if failures % 20 == 1:
+                logger.warning("Redis unavailable (%s); trying again until it answers", error)
+            return fail(error, *count)
+
+        return super().call_with_retry(do, logged, is_retryable, with_failure_count)
+
+
 def reconnecting_retry():
-    return Retry(ExponentialWithJitterBackoff(base=RECONNECT_BASE, cap=RECONNECT_CAP),
-                 retries=-1, supported_errors=RETRIED)
+    return _LoggedRetry(ExponentialWithJitterBackoff(base=RECONNECT_BASE, cap=RECONNECT_CAP),
+                        retries=-1, supported_errors=RETRIED)
 
 
 class PatientRedis(Redis):
