@@ -552,3 +552,26 @@ def test_make_runs_redis_keeps_its_data_across_restarts(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_a_lease_outlives_its_ttl_while_held_and_survives_redis_forgetting_it(app):
+    from tracker.jobs.lease import Lease
+
+    redis = Redis.from_url(app.config["REDIS_URL"])
+    lease = Lease(redis, "tracker:test-lease", 2)
+    assert lease.acquire()
+    try:
+        time.sleep(3)  # longer than its TTL: renewed meanwhile
+        assert redis.exists("tracker:test-lease") and not lease.lost
+        assert not Lease(redis, "tracker:test-lease", 2).acquire()
+        redis.delete("tracker:test-lease")  # as a Redis restart without persistence would
+        time.sleep(1.5)
+        assert redis.exists("tracker:test-lease") and not lease.lost  # taken again
+        redis.set("tracker:test-lease", "someone else")
+        time.sleep(1.5)
+        assert lease.lost  # and says so, rather than take it from its new holder
+        assert redis.get("tracker:test-lease") == b"someone else"
+    finally:
+        lease.release()
+    assert redis.get("tracker:test-lease") == b"someone else"
+    redis.close()
