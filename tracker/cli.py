@@ -64,6 +64,25 @@ def create_first_login(email):
     return password
 
 
+@users.command("reset-password")
+@click.argument("email")
+def reset_password(email):
+    """Print a one-time link that sets a new password for EMAIL (valid PASSWORD_RESET_SECONDS)."""
+    from tracker import passwords
+
+    email = _normalized_email(email)
+    user = db.session.scalar(select(User).where(func.lower(User.email) == email))
+    if user is None:
+        raise click.ClickException(f"No user {email}.")
+    if not user.active:
+        raise click.ClickException(f"The user {email} is deactivated.")
+    token = passwords.create_reset(user)
+    minutes = current_app.config["PASSWORD_RESET_SECONDS"] // 60
+    click.echo(f"A link to choose a new password for {email} (works once, for {minutes} "
+               f"minutes):")
+    click.echo(passwords.reset_url(token))
+
+
 @users.command("ensure-first")
 @click.option("--email", default="admin@example.com", show_default=True)
 def ensure_first(email):

@@ -49,6 +49,7 @@ ENV_VARS = {
     "MAIL_FROM": str,
     "MAIL_RETRY_INTERVALS": str,
     "PASSWORD_RESET_SECONDS": str,
+    "SMTP_CA_FILE": str,
     "WEBHOOK_TIMEOUT_SECONDS": str,
     "WEBHOOK_RETRY_BASE_SECONDS": str,
     "WEBHOOK_RETRY_MAX_SECONDS": str,
@@ -145,6 +146,8 @@ def defaults(instance_path):
         # The retries of a failed message, in seconds, before it is shown as failed.
         "SMTP_URL": "",
         "MAIL_FROM": "",
+        # A CA file to check the SMTP server's certificate against (instead of the system's).
+        "SMTP_CA_FILE": "",
         "MAIL_RETRY_INTERVALS": "60,300,1800",
         # How long a password reset link works.
         "PASSWORD_RESET_SECONDS": 3600,
@@ -372,6 +375,10 @@ def _finalize_mail(config):
     if sender and ("@" not in sender or any(c in sender for c in "\r\n")):
         raise ConfigError(f"MAIL_FROM is not an email address: {sender!r}.")
     config["MAIL_FROM"] = sender
+    ca_file = str(config.get("SMTP_CA_FILE") or "").strip()
+    if ca_file and not Path(ca_file).is_file():
+        raise ConfigError(f"SMTP_CA_FILE does not name a readable file: {ca_file!r}.")
+    config["SMTP_CA_FILE"] = ca_file or None
     intervals = config.get("MAIL_RETRY_INTERVALS")
     if isinstance(intervals, str):
         intervals = [p.strip() for p in intervals.split(",") if p.strip()]

@@ -33,7 +33,8 @@ class SmtpSettings:
         query = dict(p.split("=", 1) if "=" in p else (p, "1")
                      for p in parts.query.split("&") if p)
         self.ssl = scheme == "smtps"
-        self.starttls = scheme == "smtp+starttls" or query.get("starttls", "") in {"1", "true", "yes"}
+        self.starttls = (scheme == "smtp+starttls"
+                         or query.get("starttls", "").lower() in {"1", "true", "yes"})
         self.host = parts.hostname
         port = parts.port  # raises ValueError when out of range
         self.port = port or (465 if self.ssl else 587 if self.starttls else 25)

@@ -5,6 +5,7 @@ import os
 from rq import cron
 
 from tracker.jobs.health import heartbeat
+from tracker.jobs.mail import sweep as sweep_mail
 from tracker.jobs.pageviews import write_pageviews
 from tracker.jobs.reports import record_pool_usage
 from tracker.jobs.sync import dispatch_due_mailboxes
@@ -21,3 +22,5 @@ cron.register(write_pageviews, queue_name=QUEUE, interval=60)
 cron.register(record_pool_usage, queue_name=QUEUE, interval=600)
 # Every minute: queue again the webhook deliveries whose job was lost; trim their logs.
 cron.register(sweep_webhooks, queue_name=QUEUE, interval=60)
+# Every 10 minutes: email whose job was lost is marked failed (its owners see it).
+cron.register(sweep_mail, queue_name=QUEUE, interval=600)

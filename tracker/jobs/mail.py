@@ -50,7 +50,7 @@ def _message(mail, text, sender):
 
 
 def _deliver(settings, message):
-    context = ssl.create_default_context()
+    context = ssl.create_default_context(cafile=current_app.config.get("SMTP_CA_FILE"))
     if settings.ssl:
         smtp = smtplib.SMTP_SSL(settings.host, settings.port, timeout=SMTP_TIMEOUT,
                                 context=context)
@@ -124,7 +124,10 @@ def _describe(exc):
         codes = [f"{code} {msg.decode(errors='replace')}" for code, msg in exc.recipients.values()]
         return "Recipient refused: " + "; ".join(codes)
     if isinstance(exc, smtplib.SMTPResponseException):
-        return f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace') if isinstance(exc.smtp_error, bytes) else exc.smtp_error}"
+        text = exc.smtp_error
+        if isinstance(text, bytes):
+            text = text.decode(errors="replace")
+        return f"{exc.smtp_code} {text}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
@@ -162,3 +165,22 @@ def reset_requested(email, locale):
                 email=user.email, minutes=minutes, url=passwords.reset_url(token))
         send_mail(user.email, subject, text, account_id=user.home_account_id)
         return "sent"
+
+
+def sweep():
+    """rq cron, every 10 minutes: a message still pending long after its last retry was due
+    (its job lost with Redis or a killed worker) is marked failed, so its owners see it.
+    Returns the ids marked."""
+    from sqlalchemy import select
+
+    from tracker.models.mail import OutgoingMail
+
+    with app_context():
+        patience = sum(current_app.config["MAIL_RETRY_INTERVALS"]) + 3600
+        cutoff = utcnow() - timedelta(seconds=patience)
+        lost = db.session.scalars(select(OutgoingMail).where(
+            OutgoingMail.state == "pending", OutgoingMail.created_at < cutoff)).all()
+        for mail in lost:
+            mark_failed(mail, mail.last_error or "The sending job was lost (no worker sent it).")
+        db.session.commit()
+        return [mail.id for mail in lost]

@@ -18,6 +18,8 @@ BLUEPRINTS = [
 ]
 BLUEPRINTS.append(webhooks.bp)
 BLUEPRINTS.append(ops.bp)
+from tracker.views import activity  # noqa: E402
+BLUEPRINTS.append(activity.bp)
 BLUEPRINTS.append(team.bp)
 
 # Admin sections in menu order; a section shows once its blueprint exists.

@@ -4,6 +4,7 @@ from flask import Blueprint, flash, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from tracker import activity
 from tracker.extensions import db
 from tracker.forms.apitokens import ApiTokenForm
 from tracker.integrations import apitokens
@@ -42,6 +43,7 @@ def create():
         return _page(form, status=422)
     row, token = apitokens.create(current_user.account_id, form.name.data.strip(),
                                   user_id=current_user.id)
+    activity.record("created", row)
     # Shown in this answer only: it is not stored and cannot be shown again.
     return _page(ApiTokenForm(formdata=None), created=(row, token), status=201)
 
@@ -49,7 +51,9 @@ def create():
 @bp.post("/<int:token_id>/revoke")
 def revoke(token_id):
     row = get_owned(ApiToken, token_id)
-    apitokens.revoke(row)
+    if row.active:
+        apitokens.revoke(row)
+        activity.record("revoked", row)
     flash(_("Token “%(name)s” revoked: requests with it are refused from now on.",
             name=row.name), "success")
     return redirect_to(url_for("apitokens.index"))

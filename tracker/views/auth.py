@@ -144,3 +144,110 @@ def settings_post():
     db.session.commit()
     flash(_("Settings saved."), "success")
     return redirect_to(url_for("auth.settings"))
+
+
+# Passwords: change (signed in), "forgot password" and the reset link (see README,
+# "Passwords"). The logic lives in tracker.passwords.
+
+@bp.get("/settings/password")
+@login_required
+def change_password():
+    from tracker.forms.passwords import ChangePasswordForm
+
+    return render("auth/change_password.html", form=ChangePasswordForm())
+
+
+@bp.post("/settings/password")
+@login_required
+def change_password_post():
+    from tracker import passwords
+    from tracker.forms.passwords import ChangePasswordForm
+
+    form = ChangePasswordForm()
+    if not form.validate_on_submit():
+        return render("auth/change_password.html", form=form, status=422)
+    # Guesses at the current password (a borrowed session) count like failed sign-ins.
+    throttles = [("LOGIN_ATTEMPTS_PER_IP_EMAIL", (request.remote_addr or "-", current_user.email))]
+    if (seconds := ratelimits.acquire(throttles)) is not None:
+        form.current_password.errors.append(_too_many_message(seconds))
+        return render("auth/change_password.html", form=form, status=429)
+    if not verify_password(current_user, form.current_password.data):
+        form.current_password.errors.append(_("Wrong password."))
+        return render("auth/change_password.html", form=form, status=422)
+    ratelimits.release(throttles)
+    passwords.change_password(current_user._get_current_object(), form.new_password.data)
+    flash(_("Password changed. You were signed out on every other device."), "success")
+    return redirect_to(url_for("auth.settings"))
+
+
+def _too_many_message(seconds):
+    minutes = max(1, -(-seconds // 60))
+    return ngettext("Too many attempts. Wait %(num)d minute and try again.",
+                    "Too many attempts. Wait %(num)d minutes and try again.", minutes)
+
+
+@bp.get("/forgot-password")
+def forgot_password():
+    from tracker import mailer
+    from tracker.forms.passwords import ForgotPasswordForm
+
+    return render("auth/forgot_password.html", form=ForgotPasswordForm(),
+                  mail_configured=mailer.configured())
+
+
+@bp.post("/forgot-password")
+def forgot_password_post():
+    """The same answer, as fast, whether or not the address has an account: the look-up
+    and the email happen in a job (tracker.jobs.mail.reset_requested)."""
+    from flask_babel import get_locale
+
+    from tracker import mailer
+    from tracker.forms.passwords import ForgotPasswordForm
+    from tracker.jobs.mail import enqueue_reset_request
+
+    form = ForgotPasswordForm()
+    configured = mailer.configured()
+    if not form.validate_on_submit():
+        return render("auth/forgot_password.html", form=form, mail_configured=configured,
+                      status=422)
+    if not configured:
+        return render("auth/forgot_password.html", form=form, mail_configured=False)
+    email = form.email.data.strip().lower()[:320]
+    checks = [("LOGIN_ATTEMPTS_PER_IP", (request.remote_addr or "-",))]
+    if (seconds := ratelimits.acquire(checks)) is not None:
+        form.email.errors.append(_too_many_message(seconds))
+        return render("auth/forgot_password.html", form=form, mail_configured=True, status=429)
+    # Per address, quietly: more requests answer the same and send nothing.
+    if ratelimits.acquire([("PASSWORD_RESETS_PER_EMAIL", (email,))]) is None:
+        enqueue_reset_request(email, str(get_locale()))
+    return render("auth/forgot_password.html", form=None, mail_configured=True, sent_to=email)
+
+
+@bp.get("/reset-password/<token>")
+def reset_password(token):
+    from tracker import passwords
+    from tracker.forms.passwords import ResetPasswordForm
+
+    user = passwords.user_of(token)
+    if user is None:
+        return render("auth/reset_password.html", form=None, status=404)
+    return render("auth/reset_password.html", form=ResetPasswordForm(), email=user.email)
+
+
+@bp.post("/reset-password/<token>")
+def reset_password_post(token):
+    from tracker import passwords
+    from tracker.forms.passwords import ResetPasswordForm
+
+    user = passwords.user_of(token)
+    if user is None:
+        return render("auth/reset_password.html", form=None, status=404)
+    form = ResetPasswordForm()
+    if not form.validate_on_submit():
+        return render("auth/reset_password.html", form=form, email=user.email, status=422)
+    if passwords.use_reset(token, form.new_password.data) is None:
+        return render("auth/reset_password.html", form=None, status=404)
+    if current_user.is_authenticated:
+        logout_user()
+    flash(_("Your password is changed. Sign in with it."), "success")
+    return redirect_to(url_for("auth.login"))

@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import and_, or_
 
+from tracker import activity
 from tracker.extensions import db
 from tracker.forms.blocks import BlockForm, selector_error
 from tracker.models import Block, BlockAddress, Site
@@ -155,6 +156,7 @@ def create():
     block = Block(account_id=current_user.account_id)
     db.session.add(block)
     _save(form, block)
+    activity.record("created", block)
     if modal:
         # Close the dialog and refresh the rule form's blocks with the new one ticked.
         selected = set(request.form.getlist("blocks", type=int)) | {block.id}
@@ -223,6 +225,7 @@ def update(block_id):
     if not form.validate_on_submit():
         return render("blocks/form.html", "form", form=form, blk=block, next=None, status=422)
     _save(form, block)
+    activity.record("changed", block)
     flash(_("Block “%(name)s” saved.", name=block.name), "success")
     return redirect_to(url_for("blocks.show", block_id=block.id))
 
@@ -238,6 +241,7 @@ def delete_block(block_id):
     block = get_owned(Block, block_id)
     name = block.name
     orphans = [rule.name for rule in block.rules if rule.block_ids == [block.id]]
+    activity.record("deleted", block, commit=False)
     db.session.delete(block)
     db.session.commit()
     flash(_("Block “%(name)s” deleted.", name=name), "success")

@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
 
-from tracker import imap, inboxes
+from tracker import activity, imap, inboxes
 from tracker.extensions import db
 from tracker.forms.mailboxes import CredentialForm
 from tracker.mailservices import OTHER, SECURITY_LABELS, SERVICES, service_hint
@@ -164,6 +164,7 @@ def create():
     db.session.add(credential)
     if not _commit(form):
         return _invalid(form, None)
+    activity.record("created", credential)
     if _inline() and is_htmx():
         return _created_inline(credential)
     flash(_("Credentials “%(name)s” saved.", name=credential.name), "success")
@@ -212,6 +213,7 @@ def update(credential_id):
     _apply(form, credential)
     if not _commit(form):
         return _invalid(form, credential)
+    activity.record("changed", credential)
     flash(_("Credentials “%(name)s” saved.", name=credential.name), "success")
     return redirect_to(_back(credential) or url_for("credentials.index"))
 
@@ -236,6 +238,7 @@ def delete_credential(credential_id):
         # Deleting them would silently disconnect the mailbox: it goes first, on purpose.
         return render("credentials/delete.html", credential=credential, status=409)
     name = credential.name
+    activity.record("deleted", credential, commit=False)
     db.session.delete(credential)
     db.session.commit()
     flash(_("Credentials “%(name)s” deleted.", name=name), "success")

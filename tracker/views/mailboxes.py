@@ -9,7 +9,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from wtforms.validators import ValidationError
 
-from tracker import crypto, imap, inboxes
+from tracker import activity, crypto, imap, inboxes
 from tracker.extensions import db
 from tracker.forms.mailboxes import MailboxForm
 from tracker.jobs.sync import enqueue_recount, enqueue_sync, sync_state
@@ -272,6 +272,7 @@ def create():
         db.session.add(mailbox)
         if not _save(form, mailbox):
             return _invalid(form, None)
+    activity.record("created", mailbox)
     return _saved(mailbox, result)
 
 
@@ -307,6 +308,7 @@ def update(mailbox_id):
             return _refuse_same_inbox(form, mailbox, first)
         if not _save(form, mailbox):
             return _invalid(form, mailbox)
+    activity.record("changed", mailbox)
     if mailbox.repeat_period_seconds != period:
         # Stored emails are counted again with the new period, in a worker.
         enqueue_recount(mailbox.id)
@@ -322,6 +324,7 @@ def set_active(mailbox_id):
         abort(400)
     mailbox.active = value == "1"
     db.session.commit()
+    activity.record("changed", mailbox)
     if is_htmx():
         return render("mailboxes/_active.html", mailbox=mailbox)
     flash(_("Mailbox %(address)s is now active.", address=mailbox.address) if mailbox.active
@@ -353,6 +356,7 @@ def confirm_delete(mailbox_id):
 def delete_mailbox(mailbox_id):
     mailbox = get_owned(Mailbox, mailbox_id)
     address = mailbox.address
+    activity.record("deleted", mailbox, commit=False)
     db.session.delete(mailbox)
     db.session.commit()
     flash(_("Mailbox %(address)s deleted.", address=address), "success")

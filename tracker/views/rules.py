@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import and_, or_
 
-from tracker import leases
+from tracker import activity, leases
 from tracker.domains import display_domain
 from tracker.extensions import db, redis_client
 from tracker.forms.rules import (
@@ -154,6 +154,7 @@ def move(rule_id, direction):
     if 0 <= place < len(ids):
         swap_priorities(rule, get_owned(Rule, ids[place]))
         db.session.commit()
+        activity.record("changed", rule)
     if is_htmx():
         return _render_list(state)
     return redirect(url_for("rules.index", **list_args(state)))
@@ -167,6 +168,7 @@ def set_active(rule_id):
         abort(400)
     rule.active = value == "1"
     db.session.commit()
+    activity.record("changed", rule)
     back = local_next(url_for("rules.index"))
     if is_htmx():
         return render_template("rules/_active.html", rule=rule, next=back)
@@ -288,6 +290,7 @@ def create():
     rule = Rule(account_id=current_user.account_id, priority=next_priority(current_user.account_id))
     db.session.add(rule)
     _save(form, rule)
+    activity.record("created", rule)
     flash(_("Rule “%(name)s” created.", name=rule.name), "success")
     return redirect_to(url_for("rules.show", rule_id=rule.id))
 
@@ -341,6 +344,7 @@ def update(rule_id):
     if not form.validate_on_submit():
         return _show_form(form, rule, 422)
     _save(form, rule)
+    activity.record("changed", rule)
     flash(_("Rule “%(name)s” saved.", name=rule.name), "success")
     return redirect_to(url_for("rules.show", rule_id=rule.id))
 
@@ -355,6 +359,7 @@ def confirm_delete(rule_id):
 def delete_rule(rule_id):
     rule = get_owned(Rule, rule_id)
     name = rule.name
+    activity.record("deleted", rule, commit=False)
     db.session.delete(rule)
     db.session.commit()
     flash(_("Rule “%(name)s” deleted.", name=name), "success")

@@ -5,7 +5,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import exists, or_
 
-from tracker import siteregistry
+from tracker import activity, siteregistry
 from tracker.extensions import db
 from tracker.forms.sites import SiteForm
 from tracker.models import Site, SiteDomain
@@ -74,6 +74,7 @@ def create():
     site = Site(account_id=current_user.account_id)
     db.session.add(site)
     _save(form, site)
+    activity.record("created", site)
     flash(_("Site “%(name)s” created. Install the snippet below on its pages.", name=site.name),
           "success")
     return redirect_to(url_for("sites.show", site_id=site.id))
@@ -103,6 +104,7 @@ def update(site_id):
     if not form.validate_on_submit():
         return render("sites/form.html", "form", form=form, site=site, status=422)
     _save(form, site)
+    activity.record("changed", site)
     flash(_("Site “%(name)s” saved.", name=site.name), "success")
     return redirect_to(url_for("sites.show", site_id=site.id))
 
@@ -117,6 +119,7 @@ def confirm_delete(site_id):
 def delete_site(site_id):
     site = get_owned(Site, site_id)
     name, key = site.name, site.key
+    activity.record("deleted", site, commit=False)
     db.session.delete(site)
     db.session.commit()
     siteregistry.forget(key)
@@ -129,6 +132,7 @@ def regenerate_key(site_id):
     site = get_owned(Site, site_id)
     old_key, site.key = site.key, new_site_key()
     db.session.commit()
+    activity.record("changed", site)
     siteregistry.forget(old_key)
     flash(_("A new site key was issued. Replace the snippet on the site's pages."), "warning")
     return redirect_to(url_for("sites.show", site_id=site.id))

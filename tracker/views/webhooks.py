@@ -6,6 +6,7 @@ from flask_login import current_user, login_required
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from tracker import activity
 from tracker.extensions import db
 from tracker.forms.webhooks import EVENT_LABELS, WebhookForm
 from tracker.integrations import webhooks
@@ -84,6 +85,7 @@ def create():
     webhook.secret = secret
     db.session.add(webhook)
     db.session.commit()
+    activity.record("created", webhook)
     # The secret is shown in this answer only; the page after a reload never has it.
     response = render("webhooks/show.html", status=201, webhook=webhook, log=[], pending=0,
                       secret=secret)
@@ -117,6 +119,7 @@ def update(webhook_id):
         return render("webhooks/form.html", "form", status=422, form=form, webhook=webhook)
     webhook.url, webhook.events = form.url.data, form.events.data
     db.session.commit()
+    activity.record("changed", webhook)
     flash(_("Webhook saved."), "success")
     return redirect_to(url_for("webhooks.show", webhook_id=webhook.id))
 
@@ -146,6 +149,7 @@ def pause(webhook_id):
     if webhook.active:
         webhooks.pause(webhook, "manual")
         db.session.commit()
+        activity.record("changed", webhook)
     flash(_("Webhook paused: no emails are sent to it until you resume it."), "success")
     return redirect_to(url_for("webhooks.show", webhook_id=webhook.id))
 
@@ -156,6 +160,7 @@ def resume(webhook_id):
     if not webhook.active:
         webhooks.resume(webhook)
         db.session.commit()
+        activity.record("changed", webhook)
     flash(_("Webhook resumed: emails stored from now on are sent to it."), "success")
     return redirect_to(url_for("webhooks.show", webhook_id=webhook.id))
 
@@ -168,6 +173,7 @@ def confirm_delete(webhook_id):
 @bp.post("/<int:webhook_id>/delete")
 def delete(webhook_id):
     webhook = get_owned(Webhook, webhook_id)
+    activity.record("deleted", webhook, commit=False)
     db.session.delete(webhook)
     db.session.commit()
     flash(_("Webhook deleted."), "success")
