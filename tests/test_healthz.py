@@ -225,3 +225,17 @@ def test_the_api_answers_503_with_retry_after_while_redis_is_away(app_config):
         assert response.headers["Retry-After"] == "5"
         assert response.json == {"error": "temporarily unavailable; try again shortly"}
         assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_operators_see_the_page_views_the_writer_set_aside(app, client, user, written):
+    """An entry the writer cannot read is set aside by the real writer, and shown."""
+    from tracker import visitstate
+
+    redis = Redis.from_url(app.config["REDIS_URL"])
+    redis.xadd(visitstate.STREAM, {b"garbage": b"<b>not a page view</b>"})
+    assert written() == 1
+    client.login(user)
+    html = client.get("/ops/jobs").get_data(as_text=True)
+    assert "1 page-view entry could not be stored and was set aside" in html
+    assert "unreadable" in html and "<b>not a page view" not in html
+    redis.close()

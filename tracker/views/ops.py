@@ -5,7 +5,8 @@
   page-view writer's backlog (Redis stream entries not yet written). JSON; 200 when
   every part is healthy, else 503 naming the failing parts. Only counts and ages:
   no host names, no error texts, no account data.
-- /ops/jobs: failed jobs with their error, and a retry button. Operators are the users
+- /ops/jobs: failed jobs with their error, and a retry button; the page views the
+  writer set aside (tracker.ingest.rejected) with their reason. Operators are the users
   whose email is in OPERATOR_EMAILS; when it is empty, the first user created (the
   one `make run` or `flask users create` made first). Anyone else gets 404.
 - Every request gets an id: X-Request-ID from the client when it is sane (1-64 of
@@ -45,7 +46,7 @@ from rq.registry import FailedJobRegistry
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from tracker import visitstate
+from tracker import ingest, visitstate
 from tracker.extensions import db
 from tracker.jobs.health import HEARTBEAT_KEY
 from tracker.models import User
@@ -62,6 +63,7 @@ BACKLOG_MAX = 10_000
 BACKLOG_MAX_AGE = 300
 QUEUE_MAX = 1_000
 FAILED_SHOWN = 100
+SET_ASIDE_SHOWN = 20
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _probe_clients = {}
@@ -279,11 +281,14 @@ def jobs():
         workers = Worker.all(queue=queue)
         counts = {"queued": queue.count, "started": queue.started_job_registry.count,
                   "scheduled": queue.scheduled_job_registry.count, "failed": failed_count}
+        set_aside = ingest.rejected(queue.connection, count=SET_ASIDE_SHOWN)
+        set_aside_count = ingest.rejected_count(queue.connection)
     except RedisError:
         abort(503)
     healthy, checks = health()
     return render("ops/jobs.html", failed=failed, workers=workers, counts=counts,
-                  checks=checks, healthy=healthy,
+                  checks=checks, healthy=healthy, set_aside=set_aside,
+                  set_aside_count=set_aside_count,
                   failing=[name for name, part in checks.items() if not part["ok"]])
 
 
