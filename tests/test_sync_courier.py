@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from tests.test_sync import emails, last_run, mail, now, sync_now
 from tracker.extensions import db
+from tracker.mailservices import SSL, STARTTLS
 from tracker.models import MailboxFolder
 
 _logins = itertools.count(1)
@@ -30,13 +31,13 @@ def imap_settings(app_config, courier):
     """Courier is on loopback, on its own ports, with a test CA."""
     app_config.update(
         ALLOW_PRIVATE_IMAP_HOSTS=True,
-        IMAP_ALLOWED_PORTS=f"993,143,{courier.tls_port}",
+        IMAP_ALLOWED_PORTS=f"993,143,{courier.tls_port},{courier.port}",
         IMAP_CA_FILE=str(courier.ca_path),
         IMAP_TIMEOUT_SECONDS=5,
     )
 
 
-def _box(factory, user, courier, folders=("INBOX",)):
+def _box(factory, user, courier, folders=("INBOX",), starttls=False):
     n = next(_logins)
     login, password = f"courier{n}@mail.example", f"courier-password-{n}"
     courier.add_user(login, password)
@@ -45,8 +46,10 @@ def _box(factory, user, courier, folders=("INBOX",)):
             for name in folders:
                 if name != "INBOX":
                     c.create_folder(name)
-    credential = factory.credential(user.account, login=login, password=password,
-                                    host=courier.host, port=courier.tls_port)
+    credential = factory.credential(
+        user.account, login=login, password=password, host=courier.host,
+        port=courier.port if starttls else courier.tls_port,
+        security=STARTTLS if starttls else SSL)
     mailbox = factory.mailbox(user.account, credential, folders=folders)
 
     def deliver(message, at=None, folder="INBOX"):
@@ -196,3 +199,18 @@ def test_an_empty_inbox_then_its_first_mail(app, ctx, courier, box, caplog):
     assert "UIDVALIDITY changed" not in caplog.text
     assert sync_now(app, box.id).return_value()["new_emails"] == 0
     assert len(emails(box.id)) == 1
+
+
+def test_starttls_on_the_plain_port(app, ctx, factory, user, courier):
+    """The same sync over Courier's plain port after STARTTLS (couriertls behind it too)."""
+    box = _box(factory, user, courier, starttls=True)
+    old = box.deliver(mail(1), days_ago(3))
+    first = box.deliver(mail(2), now() - timedelta(hours=3))
+    job = sync_now(app, box.id)
+    run = last_run(box.id)
+    assert job.get_status() == JobStatus.FINISHED, (run.status, run.status_params)
+    assert (job.return_value()["status"], job.return_value()["new_emails"]) == ("ok", 1)
+    later = box.deliver(mail(3))
+    assert sync_now(app, box.id).return_value()["new_emails"] == 1
+    assert [e.uid for e in emails(box.id)] == [first, later] and old < first
+    assert "starttls=1" in courier.log_path.read_text(errors="replace")

@@ -23,7 +23,10 @@ authdaemond reads ``/etc/courier/authdaemonrc`` and ``/etc/courier/userdb*.dat``
 listens on ``/run/courier/authdaemon/socket``, paths built into the programs. So the
 server runs as root in its own mount and PID namespace (``unshare``): there
 ``/etc/courier`` is this server's own directory (a read-only overlay of ``/etc``
-supplies the mount point when the host has none) and ``/run`` is an empty tmpfs.
+supplies the mount point when the host has none), ``/run`` is an empty tmpfs, and
+where the host has no user ``courier`` (Debian's packages create it; imaplogin runs
+couriertls for STARTTLS as that user) ``/etc/passwd`` and ``/etc/group`` are copies
+with one, under the mail user's ids.
 Nothing changes outside: the host's ``/etc`` and ``/run`` stay as they were, two test
 runs each have their own authdaemond, and killing ``unshare`` ends every process of
 the server (couriertcpd puts itself into a session of its own, so the process group
@@ -153,12 +156,13 @@ class CourierServer(ImapTestServer):
         if self.runtime_dir is not None:
             self._write_users()
 
-    def _makedat(self, name: str, lines: list[str]) -> None:
+    def _makedat(self, name: str, lines: list[str], umask: int) -> None:
         """Write ``<name>.dat`` with Courier's makedatprog (GDBM; a temp file renamed)."""
         done = subprocess.run(
             [str(self._root / _PROGRAMS["makedatprog"]), "-",
              str(self.etc_dir / f"{name}.tmp"), str(self.etc_dir / f"{name}.dat")],
-            input="".join(lines).encode() + b".\n", capture_output=True, timeout=30)
+            input="".join(lines).encode() + b".\n", capture_output=True, timeout=30,
+            umask=umask)
         if done.returncode != 0:
             raise CourierError(f"makedatprog {name} failed:\n"
                                f"{done.stderr.decode(errors='replace')}")
@@ -179,12 +183,15 @@ class CourierServer(ImapTestServer):
             records.append(f"{login}\tuid={uid}|gid={gid}|home={home}|"
                            f"mail={self.maildir(login)}|_=\n")
             shadow.append(f"{login}\tsystempw={_crypt_sha512(password)}\n")
-        self._makedat("userdb", records)
-        self._makedat("userdbshadow", shadow)
+        # makeuserdb's modes: only root reads the passwords.
+        self._makedat("userdb", records, 0o022)
+        self._makedat("userdbshadow", shadow, 0o066)
 
     # ------------------------------------------------------------- lifecycle
     def _script(self) -> str:
         root, etc = self._root, self.etc_dir
+        uid, gid = self._mail_pw.pw_uid, self._mail_pw.pw_gid
+        courier_user = f"courier:x:{uid}:{gid}:Courier mail server:/nonexistent:/usr/sbin/nologin"
         q = shlex.quote
         env = {**_IMAPD_ENV, "LD_LIBRARY_PATH": self._libs, "PATH": "/usr/bin:/bin",
                "COURIERTLS": str(root / _PROGRAMS["couriertls"]),
@@ -207,6 +214,15 @@ if [ ! -d /etc/courier ]; then
     mount -t overlay overlay -o ro,lowerdir={q(str(self.runtime_dir / "stub-etc"))}:/etc /etc
 fi
 mount --bind {q(str(etc))} /etc/courier
+# imaplogin drops to the user "courier" (Debian's packages create it) for STARTTLS.
+if ! getent passwd courier >/dev/null; then
+    {{ cat /etc/passwd; echo {q(courier_user)}; }} > {q(str(self.runtime_dir / "passwd"))}
+    mount --bind {q(str(self.runtime_dir / "passwd"))} /etc/passwd
+fi
+if ! getent group courier >/dev/null; then
+    {{ cat /etc/group; echo "courier:x:{gid}:"; }} > {q(str(self.runtime_dir / "group"))}
+    mount --bind {q(str(self.runtime_dir / "group"))} /etc/group
+fi
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/courier/authdaemon
 LD_LIBRARY_PATH={q(self._libs)} LTDL_LIBRARY_PATH={q(str(root / _AUTH_MODULES))} \\
@@ -246,15 +262,18 @@ wait
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="courier-"))
         os.chmod(self.runtime_dir, 0o755)
         (self.runtime_dir / "stub-etc" / "courier").mkdir(parents=True)
-        self.etc_dir.mkdir(mode=0o700)
+        self.etc_dir.mkdir(mode=0o755)
         self.mail_root.mkdir(mode=0o755)
         authdaemonrc = ('authmodulelist="authuserdb"\ndaemons=3\n'
                         'authdaemonvar=/run/courier/authdaemon\nDEBUG_LOGIN=0\n'
                         'DEFAULTOPTIONS=""\nLOGGEROPTS=""\n')
         (self.etc_dir / "authdaemonrc").write_text(authdaemonrc, encoding="utf-8")
+        # couriertls reads it as the user "courier" (STARTTLS), as Debian's mkimapdcert
+        # leaves it.
         pem = self.etc_dir / "imapd.pem"
         pem.touch(mode=0o600)
         pem.write_bytes(self.key_path.read_bytes() + self.cert_path.read_bytes())
+        os.chown(pem, self._mail_pw.pw_uid, self._mail_pw.pw_gid)
         self._write_users()
         self.config_path.write_text(self._script(), encoding="utf-8")
         self._launch([unshare, "--mount", "--pid", "--fork", "--kill-child=SIGKILL",
