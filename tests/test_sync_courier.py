@@ -214,3 +214,34 @@ def test_starttls_on_the_plain_port(app, ctx, factory, user, courier):
     assert sync_now(app, box.id).return_value()["new_emails"] == 1
     assert [e.uid for e in emails(box.id)] == [first, later] and old < first
     assert "starttls=1" in courier.log_path.read_text(errors="replace")
+
+
+def test_a_renumbered_maildir_stores_nothing_twice(app, ctx, courier, box):
+    """Courier numbers a Maildir anew when its UID list (courierimapuiddb) is lost: the
+    sync finds the stored emails again and stores only what is new."""
+    for n in range(3):
+        box.deliver(mail(n), now() - timedelta(hours=n + 1))
+    assert sync_now(app, box.id).return_value()["new_emails"] == 3
+    old_validity = folder(box.id).uidvalidity
+
+    (courier.maildir(box.login) / "courierimapuiddb").unlink()
+    time.sleep(1.1)  # the new UIDVALIDITY is the time again
+    later = box.deliver(mail(9))
+    assert courier.folder_info(box.login)[b"UIDVALIDITY"] != old_validity
+
+    job = sync_now(app, box.id)
+    assert (job.return_value()["status"], job.return_value()["new_emails"]) == ("ok", 1)
+    event, = last_run(box.id).events
+    assert (event["code"], event["found"], event["new_emails"]) == ("uidvalidity_changed", 3, 1)
+    stored = emails(box.id)
+    assert sorted(e.subject for e in stored) == ["Request 0", "Request 1", "Request 2",
+                                                  "Request 9"]
+    # Every email under the server's new numbers (Courier gave the new message UID 1).
+    with courier.client(box.login) as c:
+        c.select_folder("INBOX", readonly=True)
+        assert sorted(e.uid for e in stored) == sorted(c.search(["ALL"]))
+    assert {e.uidvalidity for e in stored} == {folder(box.id).uidvalidity}
+    assert [e.uid for e in stored if e.subject == "Request 9"] == [later]
+    assert folder(box.id).last_uid == max(e.uid for e in stored)
+    assert sync_now(app, box.id).return_value()["new_emails"] == 0
+    assert len(emails(box.id)) == 4
