@@ -113,6 +113,25 @@ def test_starttls_checked_against_smtp_ca_file(tmp_path, ctx_free_app_factory):
         server.stop()
 
 
+def test_smtps_connects_with_tls_from_the_start(tmp_path, ctx_free_app_factory):
+    from tests.services.imapserver import _make_certificates
+
+    ca, cert, key = _make_certificates(tmp_path / "certs")
+    server = SmtpServer(login="u", password="secret", certificate=(cert, key),
+                        implicit_tls=True).start()
+    try:
+        app = ctx_free_app_factory(SMTP_URL=server.url("smtps"), SMTP_CA_FILE=str(ca),
+                                   MAIL_FROM="a@tracker.test")
+        with app.app_context():
+            mail = mailer.send_mail("bob@example.org", "Implicit TLS", "Body")
+            work(Redis.from_url(app.config["REDIS_URL"]))
+            received = server.wait_for(1)[0]
+            assert received["authenticated"] and received["message"]["Subject"] == "Implicit TLS"
+            assert db.session.get(Mail, mail.id).state == "sent"
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def ctx_free_app_factory(app_config, redis_server):
     """Apps with extra settings on the test's database (no app context held)."""

@@ -39,20 +39,24 @@ class SmtpServer:
     """smtp://127.0.0.1:<port>; with login/password it offers AUTH (and records whether the
     client signed in); with a certificate (cert, key) it requires STARTTLS and AUTH."""
 
-    def __init__(self, login=None, password=None, certificate=None):
+    def __init__(self, login=None, password=None, certificate=None, implicit_tls=False):
         self.host, self.port = "127.0.0.1", free_port()
         self.messages, self.refuse, self.lock = [], set(), threading.Lock()
         self.login, self.password = login, password
         options = {}
+        starttls = certificate is not None and not implicit_tls
         if login:
-            # AUTH offered (and checked); required only over TLS (aiosmtpd warns otherwise).
-            options.update(authenticator=self._authenticate,
-                           auth_required=certificate is not None,
-                           auth_require_tls=certificate is not None)
+            # AUTH offered (and checked); required only with STARTTLS (aiosmtpd warns
+            # otherwise, and cannot tell an implicit TLS connection from a plain one).
+            options.update(authenticator=self._authenticate, auth_required=starttls,
+                           auth_require_tls=starttls)
         if certificate:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(*map(str, certificate))
-            options.update(tls_context=context, require_starttls=True)
+            if implicit_tls:
+                options.update(ssl_context=context)
+            else:
+                options.update(tls_context=context, require_starttls=True)
         self.controller = Controller(_Handler(self), hostname=self.host, port=self.port,
                                      **options)
 
