@@ -183,8 +183,19 @@ def _select(query):
 
 
 def _execute(query):
-    """Run the export's query: errors surface here, before any byte is sent."""
-    return db.session.connection().execute(_select(query))
+    """Run the export's query: errors surface here, before any byte is sent.
+
+    On a connection of its own, not the session's: the request's teardown ends the
+    session's transaction when the view returns, before the body is read, and on
+    PostgreSQL the rows are read from a server-side cursor that lives in it.
+    Returns (connection, result); _download closes the connection.
+    """
+    connection = db.engine.connect()
+    try:
+        return connection, connection.execute(_select(query))
+    except BaseException:
+        connection.close()
+        raise
 
 
 def _source(value):
@@ -258,8 +269,10 @@ def _filename(tz, extension):
     return f"emails-{periods.today(tz).isoformat()}.{extension}"
 
 
-def _download(body, mimetype, filename):
+def _download(body, mimetype, filename, connection):
     response = Response(body, mimetype=mimetype)
+    # Also when the body is never read (the client left before the first byte).
+    response.call_on_close(connection.close)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -272,7 +285,7 @@ def csv_response(query, tz):
     """The filtered emails as a streamed CSV download (UTF-8 with BOM)."""
     headers = [name for name, _width in _columns(tz)]
     labels = _labels()
-    result = _execute(query)
+    connection, result = _execute(query)
 
     def generate():
         buffer = io.StringIO()
@@ -289,9 +302,10 @@ def csv_response(query, tz):
             yield buffer.getvalue().encode("utf-8", "replace")
         finally:
             result.close()
+            connection.close()
 
     return _download(stream_with_context(generate()), "text/csv",
-                     _filename(tz, "csv"))
+                     _filename(tz, "csv"), connection)
 
 
 # ------------------------------------------------------------------ XLSX
@@ -304,7 +318,7 @@ def xlsx_response(query, tz):
     limit_note = _("Excel holds at most %(n)s rows: the export stops here. "
                    "The CSV export has every email.", n=f"{XLSX_MAX_ROWS:,}")
     sheet_name = _("Emails")[:31]
-    result = _execute(query)
+    connection, result = _execute(query)
 
     def generate():
         # Everything is created inside the generator, so that its `finally` removes it:
@@ -320,11 +334,12 @@ def xlsx_response(query, tz):
                     yield chunk
         finally:
             result.close()
+            connection.close()
             shutil.rmtree(workdir, ignore_errors=True)
 
     return _download(stream_with_context(generate()),
                      "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                     _filename(tz, "xlsx"))
+                     _filename(tz, "xlsx"), connection)
 
 
 def _write_xlsx(path, workdir, sheet_name, columns, records, limit_note):
