@@ -62,7 +62,7 @@ def create_app(test_config=None):
         n = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
 
-    from tracker import cli, i18n, security, views
+    from tracker import cli, i18n, security, textclean, views
     from tracker.extensions import csrf, db, htmx, login_manager, migrate
 
     db.init_app(app)
@@ -73,6 +73,7 @@ def create_app(test_config=None):
     htmx.init_app(app)
     i18n.init_app(app)
     security.init_app(app)
+    textclean.init_app(app)
     login_manager.init_app(app)
     views.init_app(app)
     _connect_signals()

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, or_, select
 
+from tracker import textclean
 from tracker.channels import CHANNELS
 from tracker.extensions import db
 from tracker.models import Credential, Email, Mailbox, Rule, Site
@@ -49,7 +50,8 @@ class Filters:
         values = {}
         for field in fields(cls):
             limit = 200 if field.name in ("q", "utm_source") else 40
-            values[field.name] = (args.get(field.name, "", type=str) or "").strip()[:limit]
+            value = textclean.one_line(args.get(field.name, "", type=str) or "")
+            values[field.name] = value.strip()[:limit]
         if values["period"] not in periods.PERIODS:
             values["period"] = "all"
         for name in ("date_from", "date_to"):

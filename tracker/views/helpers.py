@@ -5,6 +5,7 @@ from flask_login import current_user
 from jinja2_fragments.flask import render_block
 from sqlalchemy import select
 
+from tracker import textclean
 from tracker.extensions import db
 from tracker.search import Term, parse
 
@@ -65,8 +66,8 @@ def paginate(query):
 
 
 def search_term():
-    """The ?q= search text, trimmed and bounded."""
-    return request.args.get("q", "", type=str).strip()[:200]
+    """The ?q= search text, without control characters, trimmed and bounded."""
+    return textclean.one_line(request.args.get("q", "", type=str)).strip()[:200]
 
 
 def list_state(*selects):
