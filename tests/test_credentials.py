@@ -146,13 +146,16 @@ def test_password_is_never_rendered_back(logged_in, user, factory):
     assert body.count(PASSWORD) == 1 and f'type="password" value="{PASSWORD}"' in body
 
 
-def test_password_is_absent_from_the_raw_database_file(logged_in, user, app):
+def test_password_is_absent_from_the_raw_database_file(logged_in, user, app, backend, request):
     logged_in.post("/credentials/new", data=dict(GOOD, password=PASSWORD))
     assert len(credentials_of(user.account_id)) == 1
     db.session.remove()
     db.engine.dispose()
-    path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
-    raw = b"".join(Path(p).read_bytes() for p in (path, path + "-wal") if Path(p).exists())
+    if backend == "postgresql":  # the database's files and the WAL
+        raw = request.getfixturevalue("postgres").raw_bytes(db.engine.url.database)
+    else:
+        path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
+        raw = b"".join(Path(p).read_bytes() for p in (path, path + "-wal") if Path(p).exists())
     assert b"box@example.com" in raw
     assert PASSWORD.encode() not in raw
 

@@ -110,7 +110,8 @@ class PostgresServer:
         if result.returncode:
             raise RuntimeError(f"PostgreSQL did not start:\n{result.stdout}\n{self._log_tail()}")
         deadline = time.monotonic() + self.start_timeout
-        while self._run("pg_isready", "-h", HOST, "-p", str(self.port), check=False).returncode:
+        while self._run("pg_isready", "-h", HOST, "-p", str(self.port), "-U", SUPERUSER,
+                        "-d", "postgres", check=False).returncode:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"PostgreSQL is not ready:\n{self._log_tail()}")
             time.sleep(0.1)
@@ -151,6 +152,20 @@ class PostgresServer:
     def drop_database(self, name: str) -> None:
         """Drop `name`, ending whatever sessions still use it."""
         self.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def raw_bytes(self, database: str) -> bytes:
+        """Everything the server wrote to disk for `database`: its files and the WAL
+        (after a checkpoint, so that nothing waits in memory)."""
+        import psycopg
+
+        with psycopg.connect(host=HOST, port=self.port, user=SUPERUSER, dbname=database,
+                             autocommit=True) as connection:
+            connection.execute("CHECKPOINT")
+            oid = connection.execute(
+                "SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0]
+        files = [*(self.data_dir / "base" / str(oid)).iterdir(),
+                 *(self.data_dir / "pg_wal").glob("0*")]
+        return b"".join(path.read_bytes() for path in files if path.is_file())
 
     def __enter__(self) -> "PostgresServer":
         return self.start()
