@@ -181,6 +181,9 @@ def test_a_server_that_is_down_is_retried_then_shown_to_the_owner(mail_config, s
     html = page.get_data(as_text=True)
     assert "lost@example.org" in html and "ConnectionRefusedError" in html
     assert "Invitation &lt;script&gt;" in html and "Invitation <script>" not in html
+    settings = client.get("/settings").get_data(as_text=True)
+    assert "1 email of this account could not be sent." in settings
+    assert 'href="/settings/activity/#mail-failures"' in settings
 
     other = app.test_client()
     other.login(people["other"])
@@ -189,6 +192,7 @@ def test_a_server_that_is_down_is_retried_then_shown_to_the_owner(mail_config, s
     viewer_client = app.test_client()
     viewer_client.login(people["viewer"])
     assert viewer_client.get("/settings/activity/").status_code == 403
+    assert "could not be sent" not in viewer_client.get("/settings").get_data(as_text=True)
 
 
 def test_a_refused_recipient_fails_at_once(mail_config, smtp, ctx, factory, redis):

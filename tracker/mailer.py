@@ -78,3 +78,13 @@ def mark_failed(mail, error):
     mail.last_error = str(error)[:500]
     mail.failed_at = utcnow()
     mail.body_token = None
+
+
+def failed_count(account_id):
+    """How many of the account's emails could not be sent (listed on the activity page)."""
+    from sqlalchemy import func, select
+
+    from tracker.models.mail import OutgoingMail
+
+    return db.session.scalar(select(func.count()).select_from(OutgoingMail).where(
+        OutgoingMail.account_id == account_id, OutgoingMail.state == "failed"))

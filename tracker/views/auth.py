@@ -127,8 +127,12 @@ def logout():
 @bp.get("/settings")
 @login_required
 def settings():
+    from tracker import mailer
+    from tracker.security import can
+
     form = SettingsForm(locale=current_user.locale or "", timezone=current_user.account.timezone)
-    return render("auth/settings.html", form=form)
+    failed_mail = mailer.failed_count(current_user.account_id) if can("activity.index") else 0
+    return render("auth/settings.html", form=form, failed_mail=failed_mail)
 
 
 @bp.post("/settings")
