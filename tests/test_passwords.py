@@ -236,3 +236,34 @@ def test_the_reset_email_is_in_the_users_language(mail_config, smtp, app, factor
     message = smtp.wait_for(1)[0]["message"]
     assert message["Subject"] == "Сброс пароля"
     assert "Ссылка работает один раз" in message.get_content()
+
+
+def test_of_simultaneous_uses_of_a_link_one_wins(app, factory):
+    """Eight browsers post the same link at once: one sets its password, the others are told
+    the link no longer works (a conditional UPDATE, not a read then a write)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    with app.app_context():
+        user = factory.user()
+        token = passwords.create_reset(user)
+        user_id = user.id
+    path = f"/reset-password/{token}"
+    clients = [app.test_client() for _ in range(8)]
+    for client in clients:
+        assert client.get(path).status_code == 200
+    start = threading.Barrier(len(clients))
+
+    def use(n):
+        start.wait()
+        secret = f"passphrase number {n}"
+        return clients[n].post(path, data={"new_password": secret, "confirm": secret}) \
+            .status_code, secret
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        answers = list(pool.map(use, range(len(clients))))
+    winners = [secret for status, secret in answers if status == 302]
+    assert len(winners) == 1
+    assert sorted(status for status, _ in answers) == [302] + [404] * 7
+    with app.app_context():
+        assert db.session.get(User, user_id).check_password(winners[0])
