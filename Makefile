@@ -10,8 +10,16 @@ COMPILED := $(CATALOGS:.po=.mo)
 run: install $(COMPILED)
 	$(PY) scripts/run.py
 
+# The suite runs on each database in turn (PostgreSQL: a throw-away cluster the tests
+# start), each pass in TEST_WORKERS processes (pytest-xdist; 0 runs in this process).
+TEST_DATABASES ?= sqlite postgresql
+TEST_WORKERS ?= 2
+
 test: install $(COMPILED) test-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@status=0; for database in $(TEST_DATABASES); do \
+		echo "== the tests on $$database"; \
+		$(PY) -m pytest --db=$$database -n $(TEST_WORKERS) $(PYTEST_ARGS) || status=1; \
+	done; exit $$status
 
 install: $(STAMP)
 

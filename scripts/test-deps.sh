@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the real services the tests run are installed: Redis, Dovecot, GNU imap4d
-# (a second IMAP server for the sync tests), Chromium.
+# (a second IMAP server for the sync tests), Chromium, PostgreSQL (the second database
+# the suite runs on; the tests start their own throw-away cluster).
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,8 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 { command -v doveadm >/dev/null || [ -x /usr/bin/doveadm ]; } || missing+=(dovecot-imapd)
 { command -v imap4d >/dev/null || [ -x /usr/sbin/imap4d ]; } || missing+=(mailutils-imap4d)
 command -v chromium >/dev/null || missing+=(chromium)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null \
+    || missing+=(postgresql)
 
 # Courier-IMAP (a third IMAP server, without UIDNEXT) conflicts with dovecot-imapd: it is
 # unpacked into .cache/courier, not installed. Does nothing when it is there already.
@@ -27,6 +30,15 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     apt-get install -y -q --no-install-recommends "${missing[@]}"
     # The tests start their own imap4d on a loopback port: stop the Debian service
     # wherever the package's installation started one on port 143.
+    # Debian's postgresql starts a cluster on port 5432 wherever it can: the tests do not
+    # use it.
+    if [[ " ${missing[*]} " == *" postgresql "* ]]; then
+        if [ -d /run/systemd/system ]; then
+            systemctl disable --now postgresql >/dev/null 2>&1 || true
+        elif command -v service >/dev/null; then
+            service postgresql stop >/dev/null 2>&1 || true
+        fi
+    fi
     if [[ " ${missing[*]} " == *" mailutils-imap4d "* ]]; then
         if [ -d /run/systemd/system ]; then
             systemctl disable --now mailutils-imap4d >/dev/null 2>&1 || true
