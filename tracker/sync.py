@@ -254,7 +254,7 @@ def _sync_folder(client, state, folder):
         uids = [] if nothing_new else _uids_above(client, folder.last_uid, exists, chunk,
                                                   uidnext)
 
-    rematch = bool(uids) and _has_other_generations(state.mailbox.id, folder.name, uidvalidity)
+    rematch = bool(uids) and _stored_under(state.mailbox.id, folder.name, uidvalidity, other=True)
     unreadable = []
     for start in range(0, len(uids), chunk):
         batch = uids[start:start + chunk]
@@ -381,11 +381,13 @@ def _highest_uid(client, folder_name, exists):
     return uidnext - 1 if uidnext else None
 
 
-def _stored_under(mailbox_id, folder_name, uidvalidity):
-    """True when the folder has emails stored under this UIDVALIDITY."""
+def _stored_under(mailbox_id, folder_name, uidvalidity, other=False):
+    """True when the folder has emails stored under this UIDVALIDITY (other: under another
+    one, emails to be found again after a renumbering)."""
+    same = Email.uidvalidity != uidvalidity if other else Email.uidvalidity == uidvalidity
     return db.session.scalar(
         select(Email.id).where(Email.mailbox_id == mailbox_id, Email.folder == folder_name,
-                               Email.uidvalidity == uidvalidity).limit(1)
+                               same).limit(1)
     ) is not None
 
 
@@ -484,14 +486,6 @@ def _row(mailbox, folder_name, uidvalidity, uid, at, item, now):
     }
 
 
-def _has_other_generations(mailbox_id, folder_name, uidvalidity):
-    """True when the folder has emails stored under another UIDVALIDITY (to be found again)."""
-    return db.session.scalar(
-        select(Email.id).where(Email.mailbox_id == mailbox_id, Email.folder == folder_name,
-                               Email.uidvalidity != uidvalidity).limit(1)
-    ) is not None
-
-
 def _rematch(mailbox_id, folder_name, uidvalidity, rows):
     """Re-key stored emails of an older UIDVALIDITY that rows match by fingerprint.
 
@@ -568,7 +562,7 @@ def store_messages(mailbox, folder, messages, uidvalidity, *, now=None, batch_si
     state = _Run(mailbox, current_app.config)
     fetched = [(uid, at, {_HEADER_KEY: raw, b"RFC822.SIZE": rest[0] if rest else None})
                for uid, at, raw, *rest in messages]
-    rematch = bool(fetched) and _has_other_generations(mailbox.id, folder.name, uidvalidity)
+    rematch = bool(fetched) and _stored_under(mailbox.id, folder.name, uidvalidity, other=True)
     stored = 0
     for start in range(0, len(fetched), size):
         batch = fetched[start:start + size]
