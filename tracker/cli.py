@@ -104,6 +104,11 @@ def rotate_keys():
     for credential in rows:
         try:
             credential.password_token = crypto.rotate(credential.password_token)
+            # OAuth credentials: their refresh and access tokens too.
+            if credential.refresh_token_token:
+                credential.refresh_token_token = crypto.rotate(credential.refresh_token_token)
+            if credential.access_token_token:
+                credential.access_token_token = crypto.rotate(credential.access_token_token)
         except crypto.InvalidToken:
             unreadable.append(credential.id)
     if unreadable:

@@ -55,6 +55,10 @@ class ServerParams:
     login: str
     password: str = field(repr=False)
     service: str = "other"
+    # "password" (IMAP LOGIN), or "xoauth2" / "oauthbearer" (SASL with an OAuth access
+    # token, which `token` returns when the connection signs in: tracker.oauth).
+    mechanism: str = "password"
+    token: object = field(default=None, repr=False, compare=False)
 
 
 # ----------------------------------------------------------------- errors
@@ -118,6 +122,10 @@ MESSAGES = {
     "server_error": _l("The server reported an error: %(detail)s"),
     "password_unreadable": _l("The stored password cannot be decrypted with the current "
                               "FERNET_KEYS: enter the password again."),
+    "oauth_revoked": _l("Access was withdrawn: the mail provider no longer accepts this "
+                        "sign-in. Sign in again with the provider in the credentials."),
+    "oauth_unavailable": _l("The sign-in service of the mail provider could not be reached "
+                            "(%(detail)s); the sync is tried again later."),
     "interrupted": _l("Interrupted: the worker running this sync stopped before it "
                       "finished. What it had stored is kept; the next sync reads the rest."),
 }
@@ -137,7 +145,7 @@ AUTH_NOTES = {
 PERMANENT = frozenset({
     "auth_failed", "blocked_address", "port_not_allowed", "folder_missing",
     "tls_rejected", "starttls_unsupported", "unsupported_characters", "host_not_found",
-    "password_unreadable",
+    "password_unreadable", "oauth_revoked",
 })
 
 
@@ -439,6 +447,10 @@ def _login(params, watchdog, *, allow_private, ca_file, allowed_ports, timeout):
     if params.security not in (SSL, STARTTLS):
         raise ValueError(f"unknown security {params.security!r}")
     _check_sendable(params)
+    # An OAuth access token (refreshed when it has expired) before any connection.
+    secret = params.token() if params.mechanism != "password" else params.password
+    if _UNSENDABLE & set(secret):
+        raise UnsendableCharacters()
     deadline = time.monotonic() + timeout
     addresses = resolve(params.host, params.port, allow_private=allow_private, timeout=timeout)
     sock = _open_socket(addresses, deadline)
@@ -454,12 +466,30 @@ def _login(params, watchdog, *, allow_private, ca_file, allowed_ports, timeout):
     try:
         if params.security == STARTTLS:
             client.starttls(context)
-        client.login(params.login, params.password)
+        if params.mechanism == "password":
+            client.login(params.login, secret)
+        else:
+            try:
+                _oauth_login(client, params, secret)
+            except imap_errors.LoginError:
+                # A cached access token the provider has withdrawn early: once more
+                # with a freshly refreshed one (the token source refreshes it).
+                fresh = params.token(fresh=True)
+                if fresh == secret:
+                    raise
+                _oauth_login(client, params, fresh)
     except BaseException:
         _close(client)
         raise
     client.checked_addresses = checked
     return client
+
+
+def _oauth_login(client, params, token):
+    if params.mechanism == "oauthbearer":
+        client.oauthbearer_login(params.login, token)
+    else:
+        client.oauth2_login(params.login, token)
 
 
 def connect(params, *, allow_private=False, ca_file=None, allowed_ports=DEFAULT_PORTS,

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, String, UniqueConstraint, func, select
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tracker import crypto
@@ -38,6 +38,14 @@ class Credential(AccountOwned, db.Model):
     login: Mapped[str] = mapped_column(String(320), nullable=False)
     # A MultiFernet token (tracker.crypto); never the password itself.
     password_token: Mapped[str] = mapped_column(String(2000), nullable=False)
+    # OAuth sign-in (tracker.oauth): the provider key (None: a password credential), the
+    # refresh token and the current access token as MultiFernet tokens, the access
+    # token's expiry, and when the provider refused the refresh token (sign in again).
+    oauth_provider: Mapped[str | None] = mapped_column(String(32))
+    refresh_token_token: Mapped[str | None] = mapped_column(Text)
+    access_token_token: Mapped[str | None] = mapped_column(Text)
+    access_token_expires_at: Mapped[datetime | None]
+    oauth_revoked_at: Mapped[datetime | None]
 
     mailbox: Mapped["Mailbox | None"] = relationship(
         back_populates="credential", passive_deletes=True
@@ -56,8 +64,55 @@ class Credential(AccountOwned, db.Model):
     def password(self, value):
         self.password_token = crypto.encrypt(value)
 
+    @property
+    def is_oauth(self):
+        return self.oauth_provider is not None
+
+    @property
+    def refresh_token(self):
+        """The decrypted OAuth refresh token, for the token endpoint only."""
+        return crypto.decrypt(self.refresh_token_token) if self.refresh_token_token else None
+
+    @refresh_token.setter
+    def refresh_token(self, value):
+        self.refresh_token_token = crypto.encrypt(value) if value else None
+
+    @property
+    def access_token(self):
+        return crypto.decrypt(self.access_token_token) if self.access_token_token else None
+
+    @access_token.setter
+    def access_token(self, value):
+        self.access_token_token = crypto.encrypt(value) if value else None
+
+    def valid_access_token(self, until):
+        """The cached access token if it is still valid at `until`, else None."""
+        if not self.access_token_token or self.access_token_expires_at is None:
+            return None
+        if self.access_token_expires_at <= until:
+            return None
+        try:
+            return self.access_token
+        except crypto.InvalidToken:
+            return None
+
+    def mark_withdrawn(self, at):
+        """The provider refused the refresh token: forget the tokens, wait for a sign-in."""
+        self.oauth_revoked_at = at
+        self.refresh_token_token = None
+        self.access_token_token = None
+        self.access_token_expires_at = None
+
     def server_params(self):
         """What tracker.imap needs to connect with these credentials."""
+        if self.is_oauth:
+            from tracker.oauth import TokenSource, get_provider
+
+            provider = get_provider(self.oauth_provider)
+            return ServerParams(host=self.host, port=self.port, security=self.security,
+                                login=self.login, password="", service=self.service,
+                                mechanism=provider.mechanism if provider else "xoauth2",
+                                token=TokenSource(self))
         return ServerParams(host=self.host, port=self.port, security=self.security,
                             login=self.login, password=self.password, service=self.service)
 
