@@ -575,3 +575,57 @@ def test_a_lease_outlives_its_ttl_while_held_and_survives_redis_forgetting_it(ap
         lease.release()
     assert redis.get("tracker:test-lease") == b"someone else"
     redis.close()
+
+
+def test_dovecot_gone_in_the_middle_of_a_sync_loses_nothing_and_counts_nothing_twice(
+        app, ctx, factory, user, worker_env, tmp_path, app_config):
+    """The IMAP server dies while a real worker syncs: the run fails saying why, its
+    retry finds the server back and stores the rest, each message once."""
+    from tests.services.dovecot import DovecotServer
+
+    server = DovecotServer(tmp_path / "dovecot-crash").start()
+    try:
+        server.add_user("crash@mail.example", "crash-password-1")
+        with server.client("crash@mail.example") as imap:
+            at = datetime.now(UTC)
+            for n in range(MESSAGES):
+                imap.append("INBOX", (
+                    f"From: Lead <lead{n // 2}@example.org>\r\nTo: info@shop.example\r\n"
+                    f"Subject: Request {n}\r\nMessage-ID: <{uuid.uuid4().hex}.{n}@example.org>"
+                    f"\r\n\r\nHello.\r\n").encode(), msg_time=at)
+        credential = factory.credential(user.account, login="crash@mail.example",
+                                        password="crash-password-1", host=server.host,
+                                        port=server.tls_port)
+        mailbox = factory.mailbox(user.account, credential)
+        enqueue_sync(mailbox.id)
+        worker = start_worker(app, server, worker_env, tmp_path, scheduler=True)
+        try:
+            wait_for_part(worker, mailbox)
+            server.crash()
+            part = stored(mailbox.id)
+            assert part < MESSAGES, "the server died in the middle"
+            deadline = time.monotonic() + 60
+            while not runs(mailbox.id) or runs(mailbox.id)[0].status == "running":
+                assert time.monotonic() < deadline, [r.status for r in runs(mailbox.id)]
+                time.sleep(0.1)
+            failed = runs(mailbox.id)[0]
+            assert failed.status == "connection_lost" and failed.finished_at is not None
+            assert failed.message
+            assert worker.poll() is None  # the worker lives on
+            server.relaunch()
+            # The retry (SYNC_RETRY_INTERVALS: 3 s) runs in the same worker.
+            deadline = time.monotonic() + 90
+            while [r.status for r in runs(mailbox.id)][-1:] != ["ok"]:
+                assert time.monotonic() < deadline, [r.status for r in runs(mailbox.id)]
+                time.sleep(0.2)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+        done = [r.status for r in runs(mailbox.id)]
+        # While the server was away the retries were refused; the one after it came back
+        # stored the rest.
+        assert done[0] == "connection_lost" and done[-1] == "ok"
+        assert set(done[1:-1]) <= {"refused", "connection_lost"}
+        assert_all_stored_once(mailbox.id)
+    finally:
+        server.stop()

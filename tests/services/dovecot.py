@@ -22,6 +22,7 @@ unix socket paths must stay below 108 bytes.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import grp
 import math
@@ -29,6 +30,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -268,6 +270,27 @@ service anvil {{
         self.config_path.write_text(self._config_text(), encoding="utf-8")
 
         self._launch([dovecot, "-F", "-c", str(self.config_path)], self.stdout_path)
+        return self
+
+    def crash(self) -> None:
+        """Kill the whole server at once, as a lost machine would; its mail, users and ports
+        stay for ``relaunch()``."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            raise DovecotError("DovecotServer is not running")
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        atexit.unregister(self.stop)
+
+    def relaunch(self) -> "DovecotServer":
+        """Start the server again after ``crash()``, on the same ports with the same mail."""
+        if self.proc is not None:
+            raise DovecotError("DovecotServer is running")
+        self._launch([_which(DOVECOT_BIN, ["/usr/sbin/dovecot"]), "-F", "-c",
+                      str(self.config_path)], self.stdout_path)
         return self
 
     # ------------------------------------------------------------ mail setup
