@@ -201,11 +201,13 @@ def stop(process):
             process.wait()
 
 
-def wrk(port, duration, mode):
+def wrk(port, duration, mode, close=False):
     """Run wrk once; returns (requests/s, p50 ms, p99 ms, errors, raw output)."""
     command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency",
                "-s", str(ROOT / "bench" / "hit.lua"), f"http://127.0.0.1:{port}/api/v1/hit"]
     env = {**os.environ, "BENCH_SITE_KEY": SITE_KEY, "BENCH_MODE": mode}
+    if close:
+        env["BENCH_CONNECTION_CLOSE"] = "1"
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     sent = int(re.search(r"(\d+) requests in", out).group(1))
@@ -254,10 +256,14 @@ def main():
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite",
                         help="the database the writer stores page views in (postgresql: a "
                              "throw-away cluster, Debian package postgresql)")
+    parser.add_argument("--connection-close", action="store_true",
+                        help="a new connection per request for every server (sync workers close "
+                             "each connection anyway; gthread workers otherwise keep it alive)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
     several = len(args.threads) > 1
+    close = args.connection_close
 
     with tempfile.TemporaryDirectory(prefix="tracker-bench-") as tmp:
         tmp = Path(tmp)
@@ -301,9 +307,9 @@ def main():
             sent = {"new": 0, "returning": 0}
             for _name, port, mode, _threads in runs:
                 if port in tracker_ports:
-                    sent[mode] += wrk(port, args.warmup, mode)[4]
+                    sent[mode] += wrk(port, args.warmup, mode, close)[4]
                 else:
-                    wrk(port, args.warmup, mode)
+                    wrk(port, args.warmup, mode, close)
             # Alternate the runs, so that whatever else the machine does hits all of them alike.
             rounds = {name: [] for name, *_ in runs}
             backlogs = {name: [] for name, *_ in runs}
@@ -311,7 +317,7 @@ def main():
             for _ in range(args.rounds):
                 for name, port, mode, _threads in runs:
                     before = meters[port].sample()
-                    rounds[name].append(wrk(port, args.duration, mode))
+                    rounds[name].append(wrk(port, args.duration, mode, close))
                     backlogs[name].append(backlog(env["REDIS_URL"]))
                     time.sleep(WRITER_LAG)  # the writer's share of this run lands here
                     cpu[name].append(CpuMeter.per_request(
@@ -349,7 +355,8 @@ def main():
           f"`wrk -t2 -c{CONNECTIONS} -d{args.duration}s --latency -s bench/hit.lua` after "
           f"{args.warmup}s of warm-up; the median of {args.rounds} alternating rounds; "
           f"{database_name} and Redis over "
-          f"{'its Unix socket' if args.redis == 'unix' else 'loopback TCP'}; load average "
+          f"{'its Unix socket' if args.redis == 'unix' else 'loopback TCP'}; "
+          f"{'`Connection: close` on every request; ' if close else ''}load average "
           f"{os.getloadavg()[0]:.1f} at the end.\n")
     print("| endpoint | requests/s | p50 | p99 | errors | share of bare |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")

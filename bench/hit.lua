@@ -6,6 +6,8 @@
 -- views of one of the thread's 64 latest new visits).
 -- BENCH_DELAY_MS (optional): milliseconds each connection waits before sending its next
 -- request (fractions are kept on average), to pace the load below the maximum.
+-- BENCH_CONNECTION_CLOSE (optional, any value): ask the server to close the connection
+-- after each answer, as gunicorn's sync workers always do (a new connection per request).
 local key = os.getenv("BENCH_SITE_KEY") or "bench-key"
 local mode = os.getenv("BENCH_MODE") or "new"
 local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "")
@@ -37,6 +39,7 @@ end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "text/plain"
 wrk.headers["Origin"] = "https://bench.example"
+if os.getenv("BENCH_CONNECTION_CLOSE") then wrk.headers["Connection"] = "close" end
 wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126 Safari/537.36"
 
 function request()
