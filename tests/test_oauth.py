@@ -48,6 +48,8 @@ def oauth_settings(app_config, oauth_dovecot, provider):
                             IMAP_PORT=str(oauth_dovecot.tls_port)),
     )
     provider.access_lifetime = 3600
+    provider.requests.clear()
+    provider.user = None
 
 
 _users = iter(range(1, 10_000))
@@ -103,3 +105,309 @@ def test_a_worker_syncs_with_an_oauth_access_token(app, ctx, factory, user, oaut
     mechanism = "OAUTHBEARER" if key == "generic" else "XOAUTH2"
     log = oauth_dovecot.info_log_path.read_text(errors="replace")
     assert f"method={mechanism}" in log and oauth_user in log
+
+
+# ------------------------------------------------------------ the browser flow
+
+def test_sign_in_with_the_provider_in_chromium_then_a_worker_syncs(
+        page, live_server, app, ctx, user, oauth_dovecot, oauth_user, provider):
+    """Credentials form → the provider's consent page → callback → saved credential →
+    a mailbox with it → a real worker stores the mailbox's emails."""
+    from playwright.sync_api import expect
+
+    from tests.test_browser_sites import sign_in
+
+    provider.user = oauth_user
+    provider.redirect_uris.add(f"{live_server.url}/credentials/oauth/callback")
+    for n in (1, 2, 3):
+        oauth_dovecot.deliver(oauth_user, mail(n), internaldate=now())
+    sign_in(page, live_server, user)
+    page.goto(f"{live_server.url}/credentials/new")
+    expect(page.get_by_role("button", name="Sign in with Microsoft")).to_be_visible()
+    page.get_by_role("button", name="Sign in with Example ID").click()
+
+    # The provider's own page, with PKCE and the least scopes asked for.
+    expect(page.get_by_role("heading", name="Allow access to your mailbox?")).to_be_visible()
+    assert page.url.startswith(f"{provider.url}/authorize?")
+    assert "code_challenge_method=S256" in page.url and "state=" in page.url
+    expect(page.locator("#who")).to_have_text(oauth_user)
+    page.get_by_role("button", name="Allow").click()
+
+    expect(page.get_by_text(f"Signed in with Example ID as {oauth_user}")).to_be_visible()
+    assert page.url == f"{live_server.url}/credentials/"
+    row = page.locator("tr", has_text=oauth_user)
+    expect(row).to_contain_text("Signed in with Example ID")
+
+    db.session.expire_all()
+    credential = db.session.scalars(select(Credential).where(Credential.login == oauth_user)).one()
+    assert credential.oauth_provider == "generic" and credential.account_id == user.account.id
+    assert (credential.host, credential.port) == ("127.0.0.1", oauth_dovecot.tls_port)
+    assert credential.refresh_token.startswith("rt-") and credential.access_token.startswith("at-")
+
+    # A mailbox with these credentials, through the mailbox form (which checks them).
+    page.goto(f"{live_server.url}/mailboxes/")
+    page.get_by_role("button", name="Add mailbox").click()
+    page.locator("#credential").select_option(label=f"Example ID — {oauth_user} — {oauth_user}")
+    page.get_by_role("button", name="Test connection").click()
+    expect(page.locator("#mailbox-check-result")).to_have_text("Integration works.")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text(f"Mailbox {oauth_user} saved.")).to_be_visible()
+
+    db.session.expire_all()
+    mailbox = credential.mailbox
+    job = sync_now(app, mailbox.id)
+    assert job.get_status() == "finished", job.exc_info
+    assert [e.subject for e in emails(mailbox.id)] == ["Request 1", "Request 2", "Request 3"]
+
+    # No token in the pages the owner sees.
+    for path in ("/credentials/", f"/credentials/{credential.id}/edit", "/mailboxes/"):
+        page.goto(live_server.url + path)
+        html = page.content()
+        assert credential.refresh_token not in html and credential.access_token not in html
+
+
+def test_the_provider_denies_access(page, live_server, ctx, user, oauth_user, provider):
+    from playwright.sync_api import expect
+
+    from tests.test_browser_sites import sign_in
+
+    provider.user = oauth_user
+    provider.redirect_uris.add(f"{live_server.url}/credentials/oauth/callback")
+    sign_in(page, live_server, user)
+    page.goto(f"{live_server.url}/credentials/new")
+    page.get_by_role("button", name="Sign in with Example ID").click()
+    page.get_by_role("button", name="Deny").click()
+    expect(page.get_by_text("Example ID did not grant access (access_denied)")).to_be_visible()
+    assert db.session.scalar(select(Credential.id)) is None
+
+
+# ------------------------------------------------------- refresh and withdrawal
+
+def test_an_expired_access_token_is_refreshed_before_signing_in(app, ctx, oauth_box, provider,
+                                                                oauth_dovecot, oauth_user):
+    mailbox, credential, tokens = oauth_box
+    oauth_dovecot.deliver(oauth_user, mail(1), internaldate=now())
+    provider.expire_access_tokens()
+    credential.access_token_expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+
+    job = sync_now(app, mailbox.id)
+
+    assert job.get_status() == "finished", job.exc_info
+    assert len(emails(mailbox.id)) == 1
+    assert provider.count("/token", "refresh_token") == 1
+    db.session.expire_all()
+    assert credential.access_token != tokens["access_token"]
+    assert credential.access_token_expires_at > utcnow() + timedelta(minutes=50)
+    assert credential.refresh_token == tokens["refresh_token"]  # not rotated by this provider
+
+    # The next sync uses the cached new token: no second refresh.
+    sync_now(app, mailbox.id)
+    assert provider.count("/token", "refresh_token") == 1
+    assert last_run(mailbox.id).status == "ok"
+
+
+def test_a_token_withdrawn_early_is_refreshed_once(app, ctx, oauth_box, provider):
+    """The cached token looks valid but the provider has dropped it: Dovecot refuses it,
+    the sign-in is tried once more with a refreshed token."""
+    mailbox, credential, tokens = oauth_box
+    provider.expire_access_tokens()  # the cache still says an hour
+
+    job = sync_now(app, mailbox.id)
+
+    assert job.get_status() == "finished", job.exc_info
+    assert last_run(mailbox.id).status == "ok"
+    assert provider.count("/token", "refresh_token") == 1
+
+
+def test_a_revoked_refresh_token_asks_the_owner_to_sign_in_again(
+        app, ctx, logged_in, oauth_box, provider, oauth_user):
+    mailbox, credential, tokens = oauth_box
+    provider.revoke_all(oauth_user)
+    credential.access_token_expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+
+    job = sync_now(app, mailbox.id)
+
+    # Recorded, not raised: RQ does not retry it.
+    assert job.get_status() == "finished", job.exc_info
+    assert job.return_value()["status"] == "oauth_revoked"
+    assert provider.count("/token", "refresh_token") == 1
+    db.session.expire_all()
+    assert mailbox.status == "oauth_revoked"
+    assert credential.oauth_revoked_at is not None
+    assert credential.refresh_token_token is None and credential.access_token_token is None
+
+    # The owner sees it on the mailbox list and the credentials.
+    page = logged_in.get("/mailboxes/").get_data(as_text=True)
+    assert "Access was withdrawn" in page and "Sign in again" in page
+    page = logged_in.get("/credentials/").get_data(as_text=True)
+    assert "Access was withdrawn — sign in again." in page
+
+    # The next scheduled sync does not ask the provider again: no loop.
+    job = sync_now(app, mailbox.id, trigger="schedule")
+    assert job.return_value()["status"] == "oauth_revoked"
+    assert provider.count("/token", "refresh_token") == 1
+
+
+def test_a_provider_that_cannot_be_reached_is_retried(app, ctx, oauth_box, provider):
+    """Network trouble is not a withdrawal: the sync fails and RQ retries it later."""
+    mailbox, credential, tokens = oauth_box
+    app.config["OAUTH_GENERIC_TOKEN_URL"] = "http://127.0.0.1:9/token"  # nothing listens
+    credential.access_token_expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+
+    job = sync_now(app, mailbox.id)
+
+    assert job.get_status() == "scheduled"  # waiting for its retry
+    db.session.expire_all()
+    assert mailbox.status == "oauth_unavailable"
+    assert credential.oauth_revoked_at is None
+    assert credential.refresh_token == tokens["refresh_token"]
+
+
+# ------------------------------------------------------------- the callback
+
+def _start(client, provider, redirect="http://localhost/credentials/oauth/callback"):
+    """Start a flow with the test client; the provider's authorization URL's query."""
+    from urllib.parse import parse_qs, urlsplit
+
+    provider.redirect_uris.add(redirect)
+    client.get("/credentials/new")
+    response = client.post("/credentials/oauth/generic/start")
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location.startswith(f"{provider.url}/authorize?")
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def _consent(provider, query):
+    """What the browser would do on the consent page: the code for the callback."""
+    import urllib.request
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    body = urlencode({**query, "decision": "allow"}).encode()
+    try:
+        opener.open(f"{provider.url}/authorize", data=body)
+    except urllib.error.HTTPError as exc:
+        location = exc.headers["Location"]
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def test_forged_and_replayed_callbacks_are_refused(app, ctx, logged_in, provider, oauth_user,
+                                                   factory):
+    provider.user = oauth_user
+    query = _start(logged_in, provider)
+    assert query["code_challenge_method"] == "S256" and query["scope"] == "imap offline_access"
+    answer = _consent(provider, query)
+
+    # A state this session never started: refused, nothing saved, the code not spent.
+    forged = logged_in.get("/credentials/oauth/callback",
+                           query_string={"code": answer["code"], "state": "forged-state"})
+    assert forged.status_code == 400
+    assert "not started here" in forged.get_data(as_text=True)
+    assert db.session.scalar(select(Credential.id)) is None
+
+    # Another user's session with the victim's state: refused too.
+    other = app.test_client()
+    other.login(factory.user())
+    stolen = other.get("/credentials/oauth/callback", query_string=answer)
+    assert stolen.status_code == 400
+
+    # The real callback works once...
+    ok = logged_in.get("/credentials/oauth/callback", query_string=answer)
+    assert ok.status_code == 302
+    assert db.session.scalars(select(Credential.login)).all() == [oauth_user]
+    # ...and replaying it is refused.
+    again = logged_in.get("/credentials/oauth/callback", query_string=answer)
+    assert again.status_code == 400
+
+
+def test_a_code_without_the_right_verifier_is_refused(app, ctx, logged_in, provider, oauth_user):
+    """The PKCE verifier belongs to the state: a code issued for another challenge fails."""
+    provider.user = oauth_user
+    first = _start(logged_in, provider)
+    second = _start(logged_in, provider)
+    # A code obtained with the first flow's challenge, brought back under the second state.
+    answer = _consent(provider, first)
+    response = logged_in.get("/credentials/oauth/callback",
+                             query_string={"code": answer["code"], "state": second["state"]})
+    assert response.status_code == 400
+    assert "refused the sign-in (invalid_grant)" in response.get_data(as_text=True)
+    assert db.session.scalar(select(Credential.id)) is None
+
+
+def test_without_a_client_id_the_buttons_are_hidden(app, ctx, logged_in):
+    page = logged_in.get("/credentials/new").get_data(as_text=True)
+    assert "Sign in with Example ID" in page and "Sign in with Microsoft" in page
+    app.config["OAUTH_GENERIC_CLIENT_ID"] = ""
+    app.config["OAUTH_MICROSOFT_CLIENT_ID"] = ""
+    page = logged_in.get("/credentials/new").get_data(as_text=True)
+    assert "Sign in with" not in page
+    assert logged_in.post("/credentials/oauth/generic/start").status_code == 404
+
+
+# ------------------------------------------------------------ secrets at rest
+
+def test_tokens_are_stored_encrypted_and_rotated_with_the_keys(app, ctx, runner, oauth_box,
+                                                               redis_server):
+    from cryptography.fernet import Fernet
+    from redis import Redis
+
+    mailbox, credential, tokens = oauth_box
+    sync_now(app, mailbox.id)
+    secrets_ = (tokens["refresh_token"], tokens["access_token"])
+    row = db.session.execute(text("SELECT * FROM credential")).mappings().one()
+    stored = " ".join(str(v) for v in row.values())
+    assert not any(s in stored for s in secrets_)
+    # Nor in Redis (job arguments, results, meta).
+    redis = Redis.from_url(app.config["REDIS_URL"])
+    for key in redis.keys("*"):
+        kind = redis.type(key)
+        if kind == b"string":
+            value = redis.get(key) or b""
+        elif kind == b"hash":
+            value = b" ".join(k + b" " + v for k, v in redis.hgetall(key).items())
+        elif kind == b"list":
+            value = b" ".join(redis.lrange(key, 0, -1))
+        elif kind == b"zset":
+            value = b" ".join(redis.zrange(key, 0, -1))
+        elif kind == b"set":
+            value = b" ".join(redis.smembers(key))
+        else:
+            value = b""
+        assert not any(s.encode() in value for s in secrets_), key
+    redis.close()
+
+    old = list(app.config["FERNET_KEYS"])
+    app.config["FERNET_KEYS"] = [Fernet.generate_key().decode()] + old
+    result = runner.invoke(args=["credentials", "rotate-keys"])
+    assert result.exit_code == 0, result.output
+    app.config["FERNET_KEYS"] = app.config["FERNET_KEYS"][:1]  # only the new key now
+    db.session.expire_all()
+    assert credential.refresh_token == tokens["refresh_token"]
+    assert credential.access_token == tokens["access_token"]
+
+
+def test_tokens_never_reach_the_logs(app, ctx, oauth_box, provider, caplog):
+    import logging
+
+    mailbox, credential, tokens = oauth_box
+    caplog.set_level(logging.DEBUG)
+    credential.access_token_expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    sync_now(app, mailbox.id)  # one refresh
+    provider.revoke_all(credential.login)
+    credential.access_token_expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    sync_now(app, mailbox.id)  # a refused refresh
+    db.session.expire_all()
+    assert mailbox.status == "oauth_revoked"
+    assert "tokens" not in repr(credential.server_params())
+    logged = caplog.text
+    assert "rt-" not in logged and "at-" not in logged

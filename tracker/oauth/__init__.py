@@ -73,6 +73,12 @@ def challenge(verifier):
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+def origin(url):
+    """scheme://host[:port] of a URL, for a Content-Security-Policy source."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def authorization_url(provider, *, redirect_uri, state, verifier):
     """Where the browser goes to sign in and consent."""
     query = {

@@ -93,7 +93,7 @@ def setting(key, name):
     if value is None:
         value = os.environ.get(variable)
     if value is None:
-        value = DEFAULTS[key][name]
+        value = DEFAULTS[key].get(name, "")
     return str(value).strip()
 
 
