@@ -411,3 +411,84 @@ def test_tokens_never_reach_the_logs(app, ctx, oauth_box, provider, caplog):
     assert "tokens" not in repr(credential.server_params())
     logged = caplog.text
     assert "rt-" not in logged and "at-" not in logged
+
+
+def test_microsoft_login_comes_from_the_id_token(app, ctx, logged_in, provider, oauth_user,
+                                                 oauth_dovecot):
+    from urllib.parse import parse_qs, urlsplit
+
+    provider.user = oauth_user
+    provider.redirect_uris.add("http://localhost/credentials/oauth/callback")
+    logged_in.get("/credentials/new")
+    response = logged_in.post("/credentials/oauth/microsoft/start")
+    query = {k: v[0] for k, v in parse_qs(urlsplit(response.headers["Location"]).query).items()}
+    # The least scopes for IMAP, documented in the README.
+    assert query["scope"] == ("https://outlook.office.com/IMAP.AccessAsUser.All "
+                              "offline_access openid email")
+    answer = _consent(provider, query)
+    assert logged_in.get("/credentials/oauth/callback", query_string=answer).status_code == 302
+    assert provider.count("/userinfo") == 0  # the ID token named the mailbox
+    credential = db.session.scalars(select(Credential)).one()
+    assert (credential.login, credential.oauth_provider, credential.service) == (
+        oauth_user, "microsoft", "outlook")
+    assert credential.server_params().mechanism == "xoauth2"
+
+
+def test_signing_in_again_brings_a_withdrawn_mailbox_back(app, ctx, logged_in, oauth_box,
+                                                          provider, oauth_user, oauth_dovecot):
+    mailbox, credential, tokens = oauth_box
+    provider.revoke_all(oauth_user)
+    credential.access_token_expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    sync_now(app, mailbox.id)
+    db.session.expire_all()
+    assert mailbox.status == "oauth_revoked"
+
+    page = logged_in.get(f"/credentials/{credential.id}/edit").get_data(as_text=True)
+    assert "Access was withdrawn — sign in again." in page
+    assert "Sign in again with Example ID" in page
+    # Renaming keeps the sign-in.
+    response = logged_in.post(f"/credentials/{credential.id}/edit", data={"name": "Sales"})
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert credential.name == "Sales" and credential.oauth_provider == "generic"
+
+    provider.user = oauth_user
+    provider.redirect_uris.add("http://localhost/credentials/oauth/callback")
+    response = logged_in.post("/credentials/oauth/generic/start",
+                              data={"credential_id": credential.id})
+    from urllib.parse import parse_qs, urlsplit
+    query = {k: v[0] for k, v in parse_qs(urlsplit(response.headers["Location"]).query).items()}
+    answer = _consent(provider, query)
+    assert logged_in.get("/credentials/oauth/callback", query_string=answer).status_code == 302
+    db.session.expire_all()
+    assert credential.oauth_revoked_at is None and credential.name == "Sales"
+    assert db.session.scalar(select(text("count(*)")).select_from(Credential)) == 1
+
+    oauth_dovecot.deliver(oauth_user, mail(7), internaldate=now())
+    job = sync_now(app, mailbox.id)
+    assert job.return_value()["status"] == "ok"
+    assert [e.subject for e in emails(mailbox.id)] == ["Request 7"]
+
+
+def test_another_accounts_credentials_cannot_be_signed_in_again(app, ctx, client, factory,
+                                                                oauth_box):
+    mailbox, credential, tokens = oauth_box
+    stranger = factory.user()
+    client.login(stranger)
+    assert client.post("/credentials/oauth/generic/start",
+                       data={"credential_id": credential.id}).status_code == 404
+    assert client.get(f"/credentials/{credential.id}/edit").status_code == 404
+
+
+def test_the_oauth_pages_in_russian(app, ctx, logged_in, oauth_box):
+    mailbox, credential, tokens = oauth_box
+    headers = {"Accept-Language": "ru"}
+    page = logged_in.get("/credentials/new", headers=headers).get_data(as_text=True)
+    assert "Войти через Example ID" in page and "Вход через почтового провайдера" in page
+    page = logged_in.get(f"/credentials/{credential.id}/edit",
+                         headers=headers).get_data(as_text=True)
+    assert "Войти заново через Example ID" in page
+    forged = logged_in.get("/credentials/oauth/callback?state=x&code=y", headers=headers)
+    assert forged.status_code == 400
+    assert "Этот вход начат не здесь" in forged.get_data(as_text=True)
