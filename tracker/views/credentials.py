@@ -81,8 +81,16 @@ def _page(form, credential, status=200, block="form", check=None, connected=None
         connected=connected,
         preset=SERVICES.get(service), hint=service_hint(service),
         next=safe_next(request.args.get("next")), inline=_inline(),
-        oauth_providers=oauth.enabled_providers(),
+        oauth_providers=oauth.enabled_providers(), oauth_next=_dialog_page(),
     ))
+
+
+def _dialog_page():
+    """The page the credentials dialog sits in (its htmx request says), to come back to
+    after signing in with a provider."""
+    if not _inline():
+        return None
+    return safe_next(urlsplit(request.headers.get("HX-Current-URL", "")).path or None)
 
 
 def _allow_provider_forms(response):
