@@ -498,3 +498,28 @@ def test_the_oauth_pages_in_russian(app, ctx, logged_in, oauth_box):
     forged = logged_in.get("/credentials/oauth/callback?state=x&code=y", headers=headers)
     assert forged.status_code == 400
     assert "Этот вход начат не здесь" in forged.get_data(as_text=True)
+
+
+def test_deleting_oauth_credentials_revokes_the_refresh_token(app, ctx, logged_in, factory,
+                                                              user, oauth_dovecot, oauth_user,
+                                                              provider):
+    app.config["OAUTH_GENERIC_REVOKE_URL"] = f"{provider.url}/revoke"
+    credential, tokens = oauth_credential(factory, user, oauth_dovecot, oauth_user, provider)
+    assert tokens["refresh_token"] in provider.refresh_tokens
+    logged_in.get(f"/credentials/{credential.id}/delete")
+    response = logged_in.post(f"/credentials/{credential.id}/delete")
+    assert response.status_code == 302
+    assert provider.count("/revoke") == 1
+    assert tokens["refresh_token"] not in provider.refresh_tokens
+    assert tokens["access_token"] not in provider.access_tokens
+    assert db.session.scalar(select(Credential.id)) is None
+
+
+def test_deleting_still_works_when_the_provider_cannot_be_reached(app, ctx, logged_in, factory,
+                                                                  user, oauth_dovecot,
+                                                                  oauth_user, provider):
+    app.config["OAUTH_GENERIC_REVOKE_URL"] = "http://127.0.0.1:9/revoke"  # nothing listens
+    credential, tokens = oauth_credential(factory, user, oauth_dovecot, oauth_user, provider)
+    logged_in.get(f"/credentials/{credential.id}/delete")
+    assert logged_in.post(f"/credentials/{credential.id}/delete").status_code == 302
+    assert db.session.scalar(select(Credential.id)) is None

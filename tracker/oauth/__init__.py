@@ -236,6 +236,37 @@ def refresh(credential, provider):
     raise OAuthUnavailable(detail=f"{host}: HTTP {status}" + (f" {error}" if error else ""))
 
 
+def revoke(credential):
+    """Tell the provider (RFC 7009) that the refresh token is no longer wanted, when the
+    credentials are deleted. Best effort: the deletion happens whatever it answers."""
+    provider = get_provider(credential.oauth_provider)
+    if provider is None or not provider.revoke_url or not credential.refresh_token_token:
+        return False
+    try:
+        token = credential.refresh_token
+        status, _data = _post_revoke(provider, token)
+    except (crypto.InvalidToken, OAuthUnavailable) as exc:
+        logger.warning("OAuth revocation for credential %s failed: %s", credential.id,
+                       type(exc).__name__)
+        return False
+    return status == 200
+
+
+def _post_revoke(provider, token):
+    body = urllib.parse.urlencode({"token": token, "token_type_hint": "refresh_token",
+                                   **_client_fields(provider)}).encode("ascii")
+    request = urllib.request.Request(provider.revoke_url, data=body, method="POST", headers={
+        "Content-Type": "application/x-www-form-urlencoded"})
+    host = urllib.parse.urlsplit(provider.revoke_url).hostname or "?"
+    try:
+        with urllib.request.urlopen(request, timeout=_timeout()) as response:
+            return response.status, None
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+    except (urllib.error.URLError, OSError, ValueError):
+        raise OAuthUnavailable(detail=host) from None
+
+
 class TokenSource:
     """What imap.ServerParams.token calls: a valid access token for one credential."""
 

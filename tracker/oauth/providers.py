@@ -25,6 +25,9 @@ DEFAULTS = {
         "AUTHORIZE_URL": "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
         "TOKEN_URL": "https://login.microsoftonline.com/common/oauth2/v2.0/token",
         "USERINFO_URL": "",
+        # Microsoft has no revocation endpoint: consent is withdrawn in the account's
+        # settings (myapps.microsoft.com / account.live.com/consent/Manage).
+        "REVOKE_URL": "",
         "SCOPES": "https://outlook.office.com/IMAP.AccessAsUser.All offline_access openid email",
         "LOGIN_FIELD": "email,preferred_username",
         "IMAP_HOST": "outlook.office365.com",
@@ -39,6 +42,7 @@ DEFAULTS = {
         "AUTHORIZE_URL": "https://accounts.google.com/o/oauth2/v2/auth",
         "TOKEN_URL": "https://oauth2.googleapis.com/token",
         "USERINFO_URL": "",
+        "REVOKE_URL": "https://oauth2.googleapis.com/revoke",
         "SCOPES": "https://mail.google.com/ openid email",
         "LOGIN_FIELD": "email",
         "IMAP_HOST": "imap.gmail.com",
@@ -54,6 +58,7 @@ DEFAULTS = {
         "AUTHORIZE_URL": "",
         "TOKEN_URL": "",
         "USERINFO_URL": "",
+        "REVOKE_URL": "",
         "SCOPES": "",
         "LOGIN_FIELD": "email",
         "IMAP_HOST": "",
@@ -76,6 +81,7 @@ class Provider:
     authorize_url: str
     token_url: str
     userinfo_url: str
+    revoke_url: str
     scopes: tuple
     login_claims: tuple
     imap_host: str
@@ -124,6 +130,7 @@ def get_provider(key):
         authorize_url=get("AUTHORIZE_URL"),
         token_url=get("TOKEN_URL"),
         userinfo_url=get("USERINFO_URL"),
+        revoke_url=get("REVOKE_URL"),
         scopes=tuple(get("SCOPES").split()),
         login_claims=tuple(n.strip() for n in get("LOGIN_FIELD").split(",") if n.strip()),
         imap_host=get("IMAP_HOST").lower(),

@@ -268,6 +268,8 @@ def delete_credential(credential_id):
         # Deleting them would silently disconnect the mailbox: it goes first, on purpose.
         return render("credentials/delete.html", credential=credential, status=409)
     name = credential.name
+    if credential.is_oauth:
+        oauth.revoke(credential)  # the provider forgets the refresh token too
     activity.record("deleted", credential, commit=False)
     db.session.delete(credential)
     db.session.commit()
