@@ -523,3 +523,35 @@ def test_deleting_still_works_when_the_provider_cannot_be_reached(app, ctx, logg
     logged_in.get(f"/credentials/{credential.id}/delete")
     assert logged_in.post(f"/credentials/{credential.id}/delete").status_code == 302
     assert db.session.scalar(select(Credential.id)) is None
+
+
+def test_a_separate_worker_process_takes_the_provider_from_its_environment(
+        app, ctx, oauth_box, provider, oauth_dovecot, oauth_user, worker_env, tmp_path):
+    """`rq worker` as its own process, configured by environment variables only: it
+    refreshes the expired token and syncs; its output holds no token."""
+    import subprocess
+    import sys
+
+    from tracker.jobs.sync import enqueue_sync
+
+    mailbox, credential, tokens = oauth_box
+    oauth_dovecot.deliver(oauth_user, mail(1), internaldate=now())
+    credential.access_token_expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    env = worker_env(
+        ALLOW_PRIVATE_IMAP_HOSTS="1",
+        IMAP_ALLOWED_PORTS=f"993,{oauth_dovecot.tls_port}",
+        IMAP_CA_FILE=str(oauth_dovecot.ca_path),
+        **{k: str(v) for k, v in app.config.items() if k.startswith("OAUTH_GENERIC_")},
+    )
+    enqueue_sync(mailbox.id, trigger="manual")
+    done = subprocess.run(
+        [sys.executable, "-m", "rq.cli", "worker", "--burst", "--worker-class",
+         "tracker.jobs.worker.Worker", "--url", app.config["REDIS_URL"], app.config["RQ_QUEUE"]],
+        env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [e.subject for e in emails(mailbox.id)] == ["Request 1"]
+    assert provider.count("/token", "refresh_token") == 1
+    db.session.expire_all()
+    output = done.stdout + done.stderr
+    assert credential.access_token not in output and tokens["refresh_token"] not in output
