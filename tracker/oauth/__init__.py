@@ -268,7 +268,12 @@ def _post_revoke(provider, token):
 
 
 class TokenSource:
-    """What imap.ServerParams.token calls: a valid access token for one credential."""
+    """What imap.ServerParams.token calls: a valid access token for one credential.
+
+    A refresh commits the database session (the new tokens, or the withdrawn mark), so
+    it is called only where nothing else is pending: the sync signs in right after
+    committing its run, and the views check credentials before applying a form.
+    """
 
     def __init__(self, credential):
         self.credential = credential
