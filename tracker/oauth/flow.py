@@ -1,7 +1,7 @@
 """The browser part of the authorization-code flow with PKCE.
 
 The session keeps, per flow, only its `state` (random, 32 bytes), the provider, the
-user, which credentials to update (None: new ones), where to go back and when it
+user and the account they were in, which credentials to update (None: new ones), where to go back and when it
 started. The PKCE verifier is never stored: it is an HMAC of the state under
 SECRET_KEY, so the signed (readable) session cookie does not reveal it. A callback is
 accepted once, within FLOW_SECONDS, for the user who started it.
@@ -34,7 +34,7 @@ def verifier_for(state):
     return base64.urlsafe_b64encode(digest + digest[:16]).rstrip(b"=").decode("ascii")
 
 
-def start(provider, user_id, *, credential_id=None, next_url=None):
+def start(provider, owner, *, credential_id=None, next_url=None):
     """Remember a new flow in the session; return the provider's authorization URL."""
     state = secrets.token_urlsafe(32)
     now = time.time()
@@ -43,14 +43,14 @@ def start(provider, user_id, *, credential_id=None, next_url=None):
     # Keep the newest few only: the cookie stays small.
     for key in sorted(flows, key=lambda k: flows[k]["at"])[:-(MAX_FLOWS - 1) or None]:
         flows.pop(key)
-    flows[state] = {"provider": provider.key, "user": user_id, "credential": credential_id,
+    flows[state] = {"provider": provider.key, "user": owner, "credential": credential_id,
                     "next": next_url, "at": now}
     session[SESSION_KEY] = flows
     return authorization_url(provider, redirect_uri=redirect_uri(), state=state,
                              verifier=verifier_for(state))
 
 
-def finish(state, user_id):
+def finish(state, owner):
     """The flow of `state`, taken out of the session (so it works once), or None when it
     is unknown, expired or someone else's."""
     flows = dict(session.get(SESSION_KEY) or {})
@@ -58,7 +58,7 @@ def finish(state, user_id):
         return None
     flow = flows.pop(state, None)
     session[SESSION_KEY] = flows
-    if not isinstance(flow, dict) or flow.get("user") != user_id:
+    if not isinstance(flow, dict) or flow.get("user") != owner:
         return None
     if time.time() - flow.get("at", 0) >= FLOW_SECONDS:
         return None

@@ -311,9 +311,14 @@ def oauth_start(provider_key):
         credential = get_owned(Credential, credential_id)
         if credential.oauth_provider != provider.key:
             abort(404)
-    url = oauth_flow.start(provider, current_user.id, credential_id=credential_id,
+    url = oauth_flow.start(provider, _flow_owner(), credential_id=credential_id,
                            next_url=safe_next(request.args.get("next")))
     return redirect_to(url)
+
+
+def _flow_owner():
+    """Whose flow it is: the user, in the account they were in when it started."""
+    return f"{current_user.id}/{current_user.account_id}"
 
 
 def _oauth_failed(message, status=400):
@@ -324,7 +329,7 @@ def _oauth_failed(message, status=400):
 def oauth_callback():
     """The provider sends the browser back here with a code (or an error) and the state."""
     state = request.args.get("state", "")
-    flow = oauth_flow.finish(state, current_user.id)
+    flow = oauth_flow.finish(state, _flow_owner())
     if flow is None:
         return _oauth_failed(_("This sign-in was not started here, has expired or was "
                                "already used. Start it again from the credentials."))
@@ -334,7 +339,7 @@ def oauth_callback():
     if request.args.get("error") or not request.args.get("code"):
         return _oauth_failed(_("%(provider)s did not grant access (%(error)s). Nothing "
                                "was saved.", provider=provider.label,
-                               error=request.args.get("error") or "no code"))
+                               error=request.args.get("error", "")[:100] or "no code"))
     try:
         tokens = oauth.exchange_code(provider, code=request.args["code"],
                                      redirect_uri=oauth_flow.redirect_uri(),
