@@ -115,14 +115,16 @@ def test_other_devices_and_an_empty_visit(logged_in, factory, shop):
     assert "Googlebot 2" in html and "looks like a crawler" in html
 
 
-def test_hostile_text_is_escaped_and_invisible_characters_removed(logged_in, factory, shop):
+def test_hostile_text_is_escaped_and_invisible_characters_removed(logged_in, factory, shop,
+                                                                  backend):
     site, block, static, pool, mailbox = shop
+    nul = "\x00" if backend == "sqlite" else ""  # PostgreSQL cannot store one at all
     script = "<script>alert(1)</script>"
     img = '"><img src=x onerror=alert(2)>'
     visit = factory.visit(
         site, landing_url=f"https://shop.example/?q={img}", referrer="javascript:alert(3)//",
         utm_source="goo\u202egle", utm_medium="c\u200bp\u2066c\u2069", utm_campaign=script,
-        utm_content=img, utm_term="\ufeffterm\x00\x1b[31m", ga_client_id=f"GA{img}",
+        utm_content=img, utm_term=f"\ufeffterm{nul}\x1b[31m", ga_client_id=f"GA{img}",
         ym_client_id="\u2067123", user_agent=f"Mozilla/5.0 {script}", visitor=f"v{img}")
     factory.assignment(visit, static, f"ads{img}@shop.example")
     display(visit, block, f"{script}@shop.example")
