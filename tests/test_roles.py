@@ -32,6 +32,8 @@ ACCESS = {
 # the operators' pages, the invitation link, the account switcher).
 OWN_CHECKS = {"static", "api", "api_v1", "ops", "auth"}
 OWN_CHECK_ENDPOINTS = {"team.join", "team.join_post", "team.switch"}
+# Reached, but answer 400 without the query a redirect brings (the provider's code and state).
+NEEDS_QUERY = {"credentials.oauth_callback"}
 
 
 def add_member(user, account, role):
@@ -67,7 +69,10 @@ def world(app, factory):
         "block_id": block.id, "rule_id": rule.id, "visit_id": visit.id, "email_id": email.id,
         "webhook_id": webhook.id, "token_id": token_row.id, "invitation_id": invitation.id,
         "membership_id": viewer_membership.id, "direction": "up", "kind": "metrica",
+        "provider_key": "google",
     }
+    # OAuth sign-in is offered for providers the operator registered (it only redirects).
+    app.config["OAUTH_GOOGLE_CLIENT_ID"] = "roles-test-client"
     return {"users": {OWNER: owner, EDITOR: editor, VIEWER: viewer, "outsider": outsider},
             "ids": ids, "account": a}
 
@@ -126,7 +131,9 @@ def test_each_role_reaches_exactly_its_pages(app, client, world, role):
         if "GET" in rule.methods:
             status = status_of(client, "GET", path)
             if allowed:
-                assert status < 400 or status == 422, (rule.endpoint, status)
+                ok = status < 400 or status == 422 or (
+                    status == 400 and rule.endpoint in NEEDS_QUERY)
+                assert ok, (rule.endpoint, status)
                 reached.append(rule.endpoint)
             else:
                 assert status == 403, (rule.endpoint, status)
