@@ -82,6 +82,8 @@ def test_environment_and_dotenv(clean_env, monkeypatch):
         ("SYNC_RETRY_INTERVALS", " , "),
         ("SITE_SETUP_CACHE_SECONDS", "soon"),
         ("SITE_SETUP_CACHE_SECONDS", "-1"),
+        ("PASSWORD_HASH_METHOD", "md5"),
+        ("PASSWORD_HASH_METHOD", "scrypt:lots"),
     ],
 )
 def test_unusable_value_stops_startup_naming_the_variable(clean_env, monkeypatch, name, value):

@@ -1,6 +1,7 @@
 """Configuration: defaults in code, overrides from the environment and `.env`."""
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -25,6 +26,7 @@ ENV_VARS = {
     "FERNET_KEYS": str,
     "BASE_URL": str,
     "SESSION_COOKIE_SECURE": _bool,
+    "PASSWORD_HASH_METHOD": str,
     "LOGIN_ATTEMPTS_PER_EMAIL": str,
     "LOGIN_ATTEMPTS_PER_IP_EMAIL": str,
     "LOGIN_ATTEMPTS_PER_IP": str,
@@ -127,6 +129,10 @@ def defaults(instance_path):
         "SYNC_BATCH_SIZE": 500,
         "SYNC_JOB_TIMEOUT": 1800,
         "SYNC_RETRY_INTERVALS": "60,300,900",
+        # How passwords are hashed (werkzeug's method string): scrypt at werkzeug's cost by
+        # default; a cheaper scrypt ("scrypt:4096:8:1") only where sign-in speed matters
+        # more than an offline attack, such as the test suite.
+        "PASSWORD_HASH_METHOD": "scrypt",
         # A sync's lock lives this long unless renewed: how soon a mailbox whose worker
         # died syncs again.
         "SYNC_LEASE_SECONDS": 30,
@@ -179,6 +185,10 @@ def finalize(config, instance_path):
         )
     if len(config["SECRET_KEY"]) < 16:
         raise ConfigError("SECRET_KEY is too short: use at least 16 characters.")
+    if not re.fullmatch(r"scrypt(:\d+:\d+:\d+)?|pbkdf2(:sha256(:\d+)?)?",
+                        config["PASSWORD_HASH_METHOD"]):
+        raise ConfigError("PASSWORD_HASH_METHOD is not a method such as 'scrypt' or "
+                          "'scrypt:32768:8:1'.")
 
     if not config.get("FERNET_KEYS"):
         config["FERNET_KEYS"] = _secret_file(

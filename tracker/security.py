@@ -188,8 +188,9 @@ def end_other_sessions(user):
 
 
 # Sign-in time must not tell whether an email has an account: an unknown email is
-# checked against this hash, made the same way (and at the same cost) as real ones.
-_dummy_hash = None
+# checked against a hash made the same way (and at the same cost) as real ones, one per
+# PASSWORD_HASH_METHOD.
+_dummy_hashes = {}
 
 
 def verify_password(user, password):
@@ -197,11 +198,12 @@ def verify_password(user, password):
 
     The password hash is computed exactly once whatever the outcome.
     """
-    global _dummy_hash
     if user is None:
-        if _dummy_hash is None:
-            _dummy_hash = werkzeug.security.generate_password_hash("not a password of anyone")
-        werkzeug.security.check_password_hash(_dummy_hash, password)
+        method = current_app.config["PASSWORD_HASH_METHOD"]
+        if method not in _dummy_hashes:
+            _dummy_hashes[method] = werkzeug.security.generate_password_hash(
+                "not a password of anyone", method=method)
+        werkzeug.security.check_password_hash(_dummy_hashes[method], password)
         return False
     matches = werkzeug.security.check_password_hash(user.password_hash, password)
     return matches and user.active

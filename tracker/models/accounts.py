@@ -4,6 +4,7 @@ import secrets
 import time
 from datetime import datetime
 
+from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, String, UniqueConstraint, event
 from sqlalchemy.ext.hybrid import hybrid_property
@@ -120,7 +121,8 @@ class User(UserMixin, db.Model):
         return f"{self.id}:{self.session_token}:{int(time.time())}"
 
     def set_password(self, password):
-        self.password_hash = generate_password_hash(password)
+        self.password_hash = generate_password_hash(
+            password, method=current_app.config["PASSWORD_HASH_METHOD"])
 
     def check_password(self, password):
         return check_password_hash(self.password_hash, password)
