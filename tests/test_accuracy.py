@@ -307,7 +307,9 @@ def test_every_email_of_300_concurrent_visitors_is_right_or_marked(
             continue
         outcome["right, marked" if email.uncertain else "right"] += 1
         assert (email.uncertain, email.counted) == (want.uncertain, want.counted), (
-            want.case, message_id)
+            want.case, email.tracked_address, email.internaldate, db.session.execute(
+                select(Assignment.visit_id, Assignment.assigned_at, Assignment.expires_at)
+                .where(Assignment.address == email.tracked_address)).all())
     print(f"\n{len(expected)} emails from {len(visitors)} visitors: {dict(outcome)}; "
           f"cases: {dict(Counter(want.case for want in expected.values()))}")
     assert wrong == []
