@@ -224,6 +224,18 @@ def app_config(tmp_path, redis_server, fernet_keys, database_url):
     }
 
 
+@pytest.fixture(autouse=True)
+def _engines_closed():
+    """Close the database connections of every app a test made (tests make apps of their
+    own besides `app`): an app dropped with its pool open leaves connections for the
+    garbage collector, which PostgreSQL's driver reports as a ResourceWarning in
+    whichever test runs then."""
+    yield
+    for engines in list(db._app_engines.values()):
+        for engine in engines.values():
+            engine.dispose()
+
+
 @pytest.fixture
 def app(app_config):
     app = create_app(app_config)
