@@ -74,6 +74,16 @@ class _CompiledTemplates(BytecodeCache):
 TEMPLATES = _CompiledTemplates()
 
 
+@pytest.fixture
+def smtp():
+    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives."""
+    from tests.services.smtpserver import SmtpServer
+
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     server = RedisServer(tmp_path_factory.mktemp("redis"))

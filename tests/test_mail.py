@@ -19,13 +19,6 @@ from tracker.models.mail import OutgoingMail as Mail
 
 
 @pytest.fixture
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def mail_config(app_config, smtp):
     app_config.update(SMTP_URL=smtp.url(), MAIL_FROM="Tracker <noreply@tracker.test>",
                       BASE_URL="http://tracker.test", MAIL_RETRY_INTERVALS="0,0")

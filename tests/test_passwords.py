@@ -13,7 +13,6 @@ from rq import Queue, SimpleWorker
 from sqlalchemy import select, update
 
 from tests.conftest import PASSWORD
-from tests.services.smtpserver import SmtpServer
 from tracker import passwords
 from tracker.extensions import db
 from tracker.models import User, utcnow
@@ -21,13 +20,6 @@ from tracker.models.passwords import PasswordReset
 
 NEW = "a brand new passphrase"
 LINK = re.compile(r"http://tracker\.test(/reset-password/[A-Za-z0-9_-]+)")
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -63,10 +63,9 @@ def find(token):
     return db.session.scalar(select(Invitation).where(Invitation.token_hash == digest(token)))
 
 
-def accept(invitation, user):
-    """Use the invitation for user: they join its account with its role (a member already
-    keeps the stronger of both roles). Returns the membership, or None when the link
-    was used, or expired, meanwhile. Commits."""
+def _claim(invitation, user):
+    """Mark the invitation used by user, if it still is unused and unexpired (one UPDATE,
+    so of two simultaneous uses one wins); on failure roll back and return False."""
     now = utcnow()
     used = db.session.execute(
         update(Invitation)
@@ -76,6 +75,15 @@ def accept(invitation, user):
         .execution_options(synchronize_session=False))
     if used.rowcount != 1:
         db.session.rollback()
+        return False
+    return True
+
+
+def accept(invitation, user):
+    """Use the invitation for user: they join its account with its role (a member already
+    keeps the stronger of both roles). Returns the membership, or None when the link
+    was used, or expired, meanwhile. Commits."""
+    if not _claim(invitation, user):
         return None
     membership = db.session.scalar(select(Membership).where(
         Membership.account_id == invitation.account_id, Membership.user_id == user.id))
@@ -98,15 +106,7 @@ def sign_up(invitation, password, locale=None):
     user.memberships.append(Membership(account_id=invitation.account_id, role=invitation.role))
     db.session.add(user)
     db.session.flush()
-    now = utcnow()
-    used = db.session.execute(
-        update(Invitation)
-        .where(Invitation.id == invitation.id, Invitation.accepted_at.is_(None),
-               Invitation.expires_at > now)
-        .values(accepted_at=now, accepted_by=user.id)
-        .execution_options(synchronize_session=False))
-    if used.rowcount != 1:
-        db.session.rollback()
+    if not _claim(invitation, user):
         return None
     db.session.commit()
     return user

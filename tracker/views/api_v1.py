@@ -253,6 +253,21 @@ _ERRORS = {
 
 _ID_FILTER = {"type": "string", "pattern": "^[0-9]+$"}
 
+
+def _one(name, schema):
+    """The description of GET /api/v1/<name>s/{<name>_id}: one row of the token's account."""
+    return {"get": {
+        "operationId": f"get{schema}",
+        "summary": f"One {name}",
+        "parameters": [{"name": f"{name}_id", "in": "path", "required": True,
+                        "schema": _INT}],
+        "responses": {
+            "200": _json(_ref(schema), f"The {name}."),
+            "404": _json(_ref("Error"), f"No such {name} in the token's account."),
+            **_ERRORS,
+        },
+    }}
+
 OPENAPI = {
     "openapi": "3.1.0",
     "info": {
@@ -308,32 +323,8 @@ OPENAPI = {
                 },
             },
         },
-        "/api/v1/emails/{email_id}": {
-            "get": {
-                "operationId": "getEmail",
-                "summary": "One email",
-                "parameters": [{"name": "email_id", "in": "path", "required": True,
-                                "schema": _INT}],
-                "responses": {
-                    "200": _json(_ref("Email"), "The email."),
-                    "404": _json(_ref("Error"), "No such email in the token's account."),
-                    **_ERRORS,
-                },
-            },
-        },
-        "/api/v1/visits/{visit_id}": {
-            "get": {
-                "operationId": "getVisit",
-                "summary": "One visit",
-                "parameters": [{"name": "visit_id", "in": "path", "required": True,
-                                "schema": _INT}],
-                "responses": {
-                    "200": _json(_ref("Visit"), "The visit."),
-                    "404": _json(_ref("Error"), "No such visit in the token's account."),
-                    **_ERRORS,
-                },
-            },
-        },
+        "/api/v1/emails/{email_id}": _one("email", "Email"),
+        "/api/v1/visits/{visit_id}": _one("visit", "Visit"),
         "/api/v1/openapi.json": {
             "get": {
                 "operationId": "getOpenApi",
